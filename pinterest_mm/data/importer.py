@@ -1,0 +1,256 @@
+"""Import a manifest into the store: validate, clean as the thesis does, draw, split.
+
+Nothing is written until every step has succeeded; the store write is one transaction,
+so an import killed at any point leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..config import ImportConfig
+from ..store import Store, validate_name
+from .clean import ImageCheck, clean_transformer_text, clean_words, duplicate_groups, inspect_image
+from .manifest import read_manifest
+from .split import MIN_PINS_FOR_SPLIT, draw_per_class, stratified_split
+
+
+class ImportFailed(ValueError):
+    """The import cannot produce a usable dataset; the message says which step and option."""
+
+
+# Step name -> (why pins are dropped, the option that controls it).
+STEPS = {
+    "excluded category": ("category empty or in the excluded list (thesis: none, other)", None),
+    "invalid text": ("description empty or not valid UTF-8", None),
+    "too few words": ("fewer than min_words words after cleaning", "--min-words"),
+    "bad image": ("image missing, unreadable, corrupt, not an image or too large", "--images-root"),
+    "duplicate image": ("same grayscale image as a pin kept in a smaller category", None),
+    "small class": ("category with fewer than min_per_class pins", "--min-per-class"),
+    "class draw": ("more than max_per_class pins in the category (seeded draw)", "--max-per-class"),
+}
+
+
+@dataclass
+class ImportResult:
+    """What an import did.
+
+    Attributes:
+        name: Dataset name.
+        n_pins: Pins kept.
+        classes: Class names.
+        n_users: Users with at least one kept pin.
+        split_counts: Pins per split.
+        report: Per step and category: dropped and remaining pins.
+    """
+
+    name: str
+    n_pins: int
+    classes: list[str]
+    n_users: int
+    split_counts: dict[str, int]
+    report: pd.DataFrame
+
+
+class _Tracker:
+    """Keeps the live pins and records, for each step, what it dropped per category."""
+
+    def __init__(self, pins: pd.DataFrame) -> None:
+        self.pins = pins
+        self.status = pd.Series("kept", index=pins["pin_id"].to_numpy())
+        self.rows: list[dict] = []
+        self._record("manifest", pd.Series(False, index=pins.index), "pins read")
+
+    def drop(self, step: str, mask: pd.Series, reasons: pd.Series | str | None = None) -> None:
+        """Drop the live pins where ``mask`` is true, recording ``step``."""
+        mask = mask.reindex(self.pins.index, fill_value=False).astype(bool)
+        dropped = self.pins.loc[mask, "pin_id"].to_numpy()
+        if isinstance(reasons, pd.Series):
+            self.status.loc[dropped] = (step + ": " + reasons[mask].astype(str)).to_numpy()
+        else:
+            self.status.loc[dropped] = step
+        self._record(step, mask, STEPS[step][0])
+        self.pins = self.pins.loc[~mask].reset_index(drop=True)
+        if self.pins.empty:
+            option = STEPS[step][1]
+            hint = f" Change {option} to keep more." if option else ""
+            raise ImportFailed(
+                f"The step '{step}' removed every remaining pin ({STEPS[step][0]}).{hint} "
+                f"Import report so far:\n{self.report_text()}"
+            )
+
+    def _record(self, step: str, mask: pd.Series, reason: str) -> None:
+        cats = self.pins["category"]
+        dropped = cats[mask].value_counts()
+        remaining = cats[~mask].value_counts()
+        step_idx = len({r["step"] for r in self.rows})
+        for cat in sorted(set(cats)):
+            self.rows.append(
+                dict(
+                    step_idx=step_idx,
+                    step=step,
+                    category=cat,
+                    dropped=int(dropped.get(cat, 0)),
+                    remaining=int(remaining.get(cat, 0)),
+                    reason=reason,
+                )
+            )
+
+    def report(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def report_text(self) -> str:
+        return format_report(self.report())
+
+
+def format_report(report: pd.DataFrame) -> str:
+    """Return the import report as a text table: one line per step, totals over categories."""
+    if report.empty:
+        return "(empty report)"
+    totals = report.groupby(["step_idx", "step"], sort=True)[["dropped", "remaining"]].sum()
+    lines = [f"{'step':<18} {'dropped':>8} {'remaining':>10}  why"]
+    reasons = report.drop_duplicates("step").set_index("step")["reason"]
+    for (_, step), row in totals.iterrows():
+        lines.append(f"{step:<18} {row.dropped:>8,} {row.remaining:>10,}  {reasons[step]}")
+    return "\n".join(lines)
+
+
+def _check_images(paths: list[str], max_pixels: int, progress: bool) -> list[ImageCheck]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        it = pool.map(lambda p: inspect_image(Path(p), max_pixels), paths)
+        return list(tqdm(it, total=len(paths), desc="checking images", unit="img", disable=not progress))
+
+
+def import_manifest(
+    store: Store,
+    manifest: Path | str,
+    name: str,
+    config: ImportConfig = ImportConfig(),
+    *,
+    images_root: Path | str | None = None,
+    replace: bool = False,
+    progress: bool = True,
+) -> ImportResult:
+    """Import a manifest as dataset ``name``.
+
+    Args:
+        store: Where to write.
+        manifest: CSV or Parquet manifest (see :mod:`pinterest_mm.data.manifest`).
+        name: Dataset name.
+        config: Cleaning and split settings.
+        images_root: Folder image paths are relative to (default: the manifest's folder).
+        replace: Replace an existing dataset of that name.
+        progress: Show progress bars.
+
+    Returns:
+        An :class:`ImportResult`.
+
+    Raises:
+        ManifestError: The manifest is malformed.
+        ImportFailed: Cleaning left nothing, or a class is too small to split.
+        StoreError: The name exists and ``replace`` is false.
+    """
+    validate_name(name)
+    if not replace and name in store.dataset_names():
+        from ..store import StoreError
+
+        raise StoreError(f"A dataset named {name!r} exists already. Pass --replace to replace it.")
+    cc, sc = config.cleaning, config.split
+    m = read_manifest(manifest, images_root)
+    pins = m.pins.copy()
+    track = _Tracker(pins)
+
+    excluded = {c.lower() for c in cc.drop_categories}
+    track.drop("excluded category", (pins["category"] == "") | pins["category"].str.lower().isin(excluded))
+
+    p = track.pins
+    track.drop("invalid text", (p["description"].str.strip() == "") | ~p["utf8_ok"])
+
+    p = track.pins
+    words = [clean_words(d, cc.min_token_len, cc.max_token_len) for d in p["description"]]
+    p["text_words"] = [" ".join(w) for w in words]
+    p["n_words"] = [len(w) for w in words]
+    p["text_transformer"] = [clean_transformer_text(d) for d in p["description"]]
+    track.drop("too few words", p["n_words"] < cc.min_words)
+
+    p = track.pins
+    checks = _check_images(p["path"].tolist(), cc.max_image_pixels, progress)
+    p["image_hash"] = [c.dhash for c in checks]
+    p["sha1"] = [c.sha1 for c in checks]
+    track.drop("bad image", pd.Series([not c.ok for c in checks]), pd.Series([c.reason for c in checks]))
+
+    p = track.pins
+    if cc.dedupe_images:
+        sizes = p["category"].map(p["category"].value_counts())
+        drop = pd.Series(False, index=p.index)
+        reasons = pd.Series("", index=p.index)
+        for group in duplicate_groups(p["image_hash"].tolist(), cc.hash_distance):
+            # Keep the copy in the category with the fewest pins (thesis 3.2.2), then by id.
+            keeper = min(group, key=lambda i: (sizes.iloc[i], p["pin_id"].iloc[i]))
+            for i in group:
+                if i != keeper:
+                    drop.iloc[i] = True
+                    reasons.iloc[i] = f"duplicate of pin {p['pin_id'].iloc[keeper]}"
+        track.drop("duplicate image", drop, reasons)
+
+    p = track.pins
+    counts = p["category"].value_counts()
+    small = counts[counts < cc.min_per_class].index
+    track.drop("small class", p["category"].isin(small))
+
+    p = track.pins
+    keep = draw_per_class(p["category"].to_numpy(), cc.max_per_class, sc.seed)
+    track.drop("class draw", ~pd.Series(np.isin(np.arange(len(p)), keep)))
+
+    p = track.pins.sort_values(["category", "pin_id"]).reset_index(drop=True)
+    classes = sorted(p["category"].unique().tolist())
+    p["label"] = p["category"].map({c: i for i, c in enumerate(classes)}).astype(int)
+    counts = p["category"].value_counts()
+    too_small = counts[counts < MIN_PINS_FOR_SPLIT]
+    if len(too_small):
+        raise ImportFailed(
+            f"Categories {', '.join(map(repr, too_small.index[:5]))} have fewer than "
+            f"{MIN_PINS_FOR_SPLIT} pins, too few for a stratified train/validation/test split. "
+            f"Raise --min-per-class to at least {MIN_PINS_FOR_SPLIT} to drop them."
+        )
+    p["split"] = stratified_split(p["label"].to_numpy(), sc.test_size, sc.val_size, sc.seed)
+    p["row"] = np.arange(len(p))
+    p["split_row"] = p.groupby("split").cumcount()
+    p["image"] = p["path"]
+
+    saves = m.saves.merge(m.pins[["pin_id", "category"]], on="pin_id", how="left")
+    saves["status"] = saves["pin_id"].map(track.status).fillna("kept")
+    kept_users = saves.loc[(saves["status"] == "kept") & (saves["user_id"] != ""), "user_id"]
+    split_counts = {s: int((p["split"] == s).sum()) for s in ("train", "val", "test")}
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [config.to_dict(), p[["pin_id", "category", "description", "sha1", "split"]].values.tolist()],
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
+    report = track.report()
+    store.write_dataset(
+        name,
+        info=dict(
+            manifest=str(Path(manifest).resolve()),
+            images_root=str(m.images_root),
+            config=config.to_dict(),
+            fingerprint=fingerprint,
+            n_users=int(kept_users.nunique()),
+            split_counts=split_counts,
+        ),
+        classes=classes,
+        pins=p,
+        manifest_rows=saves[["pin_id", "user_id", "board", "category", "status"]],
+        report=report,
+        replace=replace,
+    )
+    return ImportResult(name, len(p), classes, int(kept_users.nunique()), split_counts, report)

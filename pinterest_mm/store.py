@@ -1,0 +1,469 @@
+"""The DuckDB store: the only module that talks to the database.
+
+One file, ``$PINTEREST_MM_HOME/store.duckdb``, holds datasets, pins, splits, the import
+report, built models and every model's probability vectors. Feature arrays live beside it
+under ``features/<dataset>/<model>.npy`` (see :meth:`Store.features_path`).
+
+Every query is parameterized. Every multi-row write is one transaction, so a process
+killed halfway leaves the store as it was. Connections are short-lived and opened per
+operation (DuckDB allows one writing process at a time), with a retry while another
+process holds the write lock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .config import home
+
+SCHEMA_VERSION = 1
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS datasets (
+    name VARCHAR PRIMARY KEY, created_at TIMESTAMP, manifest VARCHAR, images_root VARCHAR,
+    config VARCHAR, fingerprint VARCHAR, n_pins INTEGER, n_classes INTEGER, n_users INTEGER,
+    split_counts VARCHAR);
+CREATE TABLE IF NOT EXISTS classes (dataset VARCHAR, idx INTEGER, name VARCHAR);
+CREATE TABLE IF NOT EXISTS pins (
+    dataset VARCHAR, pin_id VARCHAR, "row" INTEGER, split VARCHAR, split_row INTEGER,
+    label INTEGER, category VARCHAR, image VARCHAR, description VARCHAR,
+    text_words VARCHAR, text_transformer VARCHAR, board VARCHAR, image_hash VARCHAR,
+    n_words INTEGER);
+CREATE TABLE IF NOT EXISTS manifest_rows (
+    dataset VARCHAR, pin_id VARCHAR, user_id VARCHAR, board VARCHAR, category VARCHAR,
+    status VARCHAR);
+CREATE TABLE IF NOT EXISTS import_report (
+    dataset VARCHAR, step_idx INTEGER, step VARCHAR, category VARCHAR, dropped INTEGER,
+    remaining INTEGER, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS models (
+    dataset VARCHAR, model VARCHAR, family VARCHAR, modality VARCHAR, params VARCHAR,
+    cv_score DOUBLE, val_accuracy DOUBLE, test_accuracy DOUBLE, seconds DOUBLE,
+    fingerprint VARCHAR, built_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS probs (
+    dataset VARCHAR, model VARCHAR, split VARCHAR, split_row INTEGER, probs FLOAT[]);
+CREATE TABLE IF NOT EXISTS fusions (
+    dataset VARCHAR, key VARCHAR, config VARCHAR, result VARCHAR, created_at TIMESTAMP);
+"""
+
+_DATASET_TABLES = ("classes", "pins", "manifest_rows", "import_report", "models", "probs", "fusions")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message says why and what to do."""
+
+
+class DatasetNotFound(StoreError):
+    """No dataset of that name has been imported."""
+
+
+def validate_name(name: str, what: str = "dataset") -> str:
+    """Return ``name`` if it is a safe identifier, else raise ``ValueError``.
+
+    Names become folder names under the store, so they are restricted to letters, digits,
+    ``_``, ``.`` and ``-`` (1-64 characters, not starting with a dot or dash).
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name) or name in {".", ".."}:
+        raise ValueError(
+            f"Invalid {what} name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """Handle on one store folder.
+
+    Args:
+        root: The store folder; default :func:`pinterest_mm.config.home`.
+        read_only: Open the database read-only (several readers may share it).
+    """
+
+    def __init__(self, root: Path | str | None = None, *, read_only: bool = False) -> None:
+        self.root = Path(root) if root is not None else home()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / "store.duckdb"
+        self.read_only = read_only
+        if not read_only:
+            with self.connect() as con:
+                con.execute(_SCHEMA)
+                con.execute(
+                    "INSERT INTO meta SELECT 'schema_version', ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM meta WHERE key = 'schema_version')",
+                    [str(SCHEMA_VERSION)],
+                )
+
+    # ------------------------------------------------------------------ connections
+    @contextmanager
+    def connect(self, *, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection, retrying while another process holds the lock.
+
+        Raises:
+            StoreError: The file is not a DuckDB database, is from a newer schema, or
+                stays locked longer than ``timeout`` seconds.
+        """
+        if self.read_only and not self.path.exists():
+            raise StoreError(f"No store at {self.path}: import a dataset first (pinterest-mm import).")
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
+                break
+            except duckdb.IOException as exc:
+                msg = str(exc)
+                if "lock" in msg.lower() and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if "lock" in msg.lower():
+                    raise StoreError(
+                        f"The store {self.path} is locked by another process (a build?). "
+                        "Wait for it to finish, or open the store read-only."
+                    ) from exc
+                raise StoreError(
+                    f"The store {self.path} cannot be opened ({msg.splitlines()[0]}). It may be "
+                    f"truncated or corrupt: move it away and re-import, e.g. "
+                    f"`mv {self.path} {self.path}.bad`."
+                ) from exc
+            except duckdb.Error as exc:
+                raise StoreError(
+                    f"The store {self.path} cannot be opened ({str(exc).splitlines()[0]}). "
+                    f"Move it away and re-import, e.g. `mv {self.path} {self.path}.bad`."
+                ) from exc
+        try:
+            self._check_version(con)
+            yield con
+        finally:
+            con.close()
+
+    def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            return
+        if row and int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"The store {self.path} has schema version {row[0]}, newer than this "
+                f"pinterest-mm understands ({SCHEMA_VERSION}). Upgrade pinterest-mm, or point "
+                "PINTEREST_MM_HOME at another folder."
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection inside one transaction; roll back on any error."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # ------------------------------------------------------------------ datasets
+    def write_dataset(
+        self,
+        name: str,
+        *,
+        info: dict,
+        classes: list[str],
+        pins: pd.DataFrame,
+        manifest_rows: pd.DataFrame,
+        report: pd.DataFrame,
+        replace: bool = False,
+    ) -> None:
+        """Write a whole imported dataset in one transaction.
+
+        Args:
+            name: Dataset name.
+            info: Keys ``manifest``, ``images_root``, ``config`` (dict), ``fingerprint``,
+                ``n_users``, ``split_counts`` (dict).
+            classes: Class names; index = label.
+            pins: One row per kept pin, columns as the ``pins`` table (without ``dataset``).
+            manifest_rows: Every manifest row with its fate (``status``: ``kept`` or why dropped).
+            report: The import report (columns of ``import_report`` without ``dataset``).
+            replace: Replace an existing dataset of that name (its models go too).
+
+        Raises:
+            StoreError: The name exists and ``replace`` is false.
+        """
+        validate_name(name)
+        with self.transaction() as con:
+            exists = con.execute("SELECT 1 FROM datasets WHERE name = ?", [name]).fetchone()
+            if exists and not replace:
+                raise StoreError(
+                    f"A dataset named {name!r} exists already. Pass --replace to replace it "
+                    "(its built models are removed too), or choose another --name."
+                )
+            for table in _DATASET_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+            con.execute("DELETE FROM datasets WHERE name = ?", [name])
+            con.execute(
+                "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    name, _now(), info["manifest"], info["images_root"],
+                    json.dumps(info["config"]), info["fingerprint"], len(pins), len(classes),
+                    int(info["n_users"]), json.dumps(info["split_counts"]),
+                ],
+            )
+            con.executemany(
+                "INSERT INTO classes VALUES (?, ?, ?)", [[name, i, c] for i, c in enumerate(classes)]
+            )
+            self._insert_df(con, "pins", name, pins)
+            self._insert_df(con, "manifest_rows", name, manifest_rows)
+            self._insert_df(con, "import_report", name, report)
+        if replace:
+            shutil.rmtree(self.root / "features" / name, ignore_errors=True)
+            shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
+
+    @staticmethod
+    def _insert_df(con: duckdb.DuckDBPyConnection, table: str, name: str, df: pd.DataFrame) -> None:
+        cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "dataset"]
+        frame = df.reindex(columns=cols)
+        con.register("_frame", frame)
+        try:
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            con.execute(f"INSERT INTO {table} (dataset, {quoted}) SELECT ?, {quoted} FROM _frame", [name])
+        finally:
+            con.unregister("_frame")
+
+    def delete_dataset(self, name: str) -> None:
+        """Remove a dataset with everything built on it."""
+        with self.transaction() as con:
+            for table in _DATASET_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+            con.execute("DELETE FROM datasets WHERE name = ?", [name])
+        shutil.rmtree(self.root / "features" / validate_name(name), ignore_errors=True)
+        shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
+
+    def list_datasets(self) -> pd.DataFrame:
+        """Return one row per dataset: name, created_at, n_pins, n_classes, n_users, splits."""
+        with self.connect() as con:
+            df = con.execute(
+                "SELECT name, created_at, n_pins, n_classes, n_users, split_counts, manifest "
+                "FROM datasets ORDER BY name"
+            ).df()
+        df["split_counts"] = df["split_counts"].map(json.loads)
+        return df
+
+    def dataset_names(self) -> list[str]:
+        """Return the names of all imported datasets."""
+        with self.connect() as con:
+            return [r[0] for r in con.execute("SELECT name FROM datasets ORDER BY name").fetchall()]
+
+    def dataset_info(self, name: str) -> dict:
+        """Return a dataset's row as a dict (config and split counts decoded).
+
+        Raises:
+            DatasetNotFound: No dataset of that name.
+        """
+        with self.connect() as con:
+            df = con.execute("SELECT * FROM datasets WHERE name = ?", [name]).df()
+        if df.empty:
+            known = ", ".join(self.dataset_names()) or "none yet"
+            raise DatasetNotFound(f"No dataset named {name!r} (imported: {known}).")
+        info = df.iloc[0].to_dict()
+        info["config"] = json.loads(info["config"])
+        info["split_counts"] = json.loads(info["split_counts"])
+        return info
+
+    def classes(self, name: str) -> list[str]:
+        """Return the class names of a dataset, index = label."""
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT name FROM classes WHERE dataset = ? ORDER BY idx", [name]
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def pins(self, name: str, split: str | None = None) -> pd.DataFrame:
+        """Return the kept pins, ordered by ``split_row`` within a split or by ``row``."""
+        with self.connect() as con:
+            if split is None:
+                return con.execute(
+                    'SELECT * EXCLUDE (dataset) FROM pins WHERE dataset = ? ORDER BY "row"', [name]
+                ).df()
+            return con.execute(
+                "SELECT * EXCLUDE (dataset) FROM pins WHERE dataset = ? AND split = ? "
+                "ORDER BY split_row",
+                [name, split],
+            ).df()
+
+    def manifest_rows(self, name: str) -> pd.DataFrame:
+        """Return every manifest row (pin, user, category) with its fate (``status``)."""
+        with self.connect() as con:
+            return con.execute(
+                "SELECT * EXCLUDE (dataset) FROM manifest_rows WHERE dataset = ?", [name]
+            ).df()
+
+    def saves(self, name: str) -> pd.DataFrame:
+        """Return the (pin, user) saves of kept pins, with the pin's split and label."""
+        with self.connect() as con:
+            return con.execute(
+                "SELECT m.pin_id, m.user_id, p.split, p.split_row, p.label FROM manifest_rows m "
+                "JOIN pins p ON p.dataset = m.dataset AND p.pin_id = m.pin_id "
+                "WHERE m.dataset = ? AND m.status = 'kept' AND m.user_id IS NOT NULL "
+                "AND m.user_id <> ''",
+                [name],
+            ).df()
+
+    def import_report(self, name: str) -> pd.DataFrame:
+        """Return the import report: per step and category, how many pins were dropped."""
+        with self.connect() as con:
+            return con.execute(
+                "SELECT * EXCLUDE (dataset) FROM import_report WHERE dataset = ? "
+                "ORDER BY step_idx, category",
+                [name],
+            ).df()
+
+    # ------------------------------------------------------------------ models and probabilities
+    def features_path(self, dataset: str, model: str) -> Path:
+        """Return where a (dataset, model) feature array lives (folder created)."""
+        folder = self.root / "features" / validate_name(dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{validate_name(model, 'model')}.npy"
+
+    def checkpoints_dir(self, dataset: str, model: str) -> Path:
+        """Return the checkpoint folder of a (dataset, model) (created)."""
+        folder = self.root / "checkpoints" / validate_name(dataset) / validate_name(model, "model")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def save_model(
+        self,
+        dataset: str,
+        model: str,
+        *,
+        family: str,
+        modality: str,
+        params: dict,
+        cv_score: float | None,
+        val_accuracy: float,
+        test_accuracy: float,
+        seconds: float,
+        fingerprint: str,
+        probs: dict[str, np.ndarray],
+    ) -> None:
+        """Store a built model and its probability vectors in one transaction.
+
+        Args:
+            probs: Split name (``train`` for out-of-fold train probabilities, ``val``,
+                ``test``) to an array of shape (n_split, n_classes), rows in ``split_row``
+                order.
+        """
+        validate_name(model, "model")
+        with self.transaction() as con:
+            con.execute("DELETE FROM models WHERE dataset = ? AND model = ?", [dataset, model])
+            con.execute("DELETE FROM probs WHERE dataset = ? AND model = ?", [dataset, model])
+            con.execute(
+                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    dataset, model, family, modality, json.dumps(params),
+                    None if cv_score is None else float(cv_score), float(val_accuracy),
+                    float(test_accuracy), float(seconds), fingerprint, _now(),
+                ],
+            )
+            for split, arr in probs.items():
+                arr = np.ascontiguousarray(arr, dtype=np.float32)
+                n, c = arr.shape
+                values = pa.array(arr.reshape(-1))
+                offsets = pa.array(np.arange(0, (n + 1) * c, c, dtype=np.int32))
+                table = pa.table(
+                    {
+                        "dataset": pa.array([dataset] * n),
+                        "model": pa.array([model] * n),
+                        "split": pa.array([split] * n),
+                        "split_row": pa.array(np.arange(n, dtype=np.int32)),
+                        "probs": pa.ListArray.from_arrays(offsets, values),
+                    }
+                )
+                con.register("_probs", table)
+                try:
+                    con.execute("INSERT INTO probs SELECT * FROM _probs")
+                finally:
+                    con.unregister("_probs")
+
+    def delete_model(self, dataset: str, model: str) -> None:
+        """Remove a model's results (its feature file stays)."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM models WHERE dataset = ? AND model = ?", [dataset, model])
+            con.execute("DELETE FROM probs WHERE dataset = ? AND model = ?", [dataset, model])
+
+    def models(self, dataset: str) -> pd.DataFrame:
+        """Return one row per built model (params decoded to dicts)."""
+        with self.connect() as con:
+            df = con.execute(
+                "SELECT * EXCLUDE (dataset) FROM models WHERE dataset = ? ORDER BY model", [dataset]
+            ).df()
+        df["params"] = df["params"].map(json.loads)
+        return df
+
+    def model_fingerprint(self, dataset: str, model: str) -> str | None:
+        """Return the fingerprint a model was built with, or None when not built."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT fingerprint FROM models WHERE dataset = ? AND model = ?", [dataset, model]
+            ).fetchone()
+        return row[0] if row else None
+
+    def load_probs(self, dataset: str, model: str, split: str) -> np.ndarray | None:
+        """Return a model's probabilities on a split, shape (n_split, n_classes), or None."""
+        with self.connect() as con:
+            table = con.execute(
+                "SELECT probs FROM probs WHERE dataset = ? AND model = ? AND split = ? "
+                "ORDER BY split_row",
+                [dataset, model, split],
+            ).arrow()
+        if isinstance(table, pa.RecordBatchReader):
+            table = table.read_all()
+        if table.num_rows == 0:
+            return None
+        col = table.column("probs").combine_chunks()
+        values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        return values.reshape(table.num_rows, -1)
+
+    def version(self, dataset: str) -> str:
+        """Return a string that changes whenever the dataset or any of its models changes."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT d.fingerprint, d.created_at, (SELECT max(built_at) FROM models m "
+                "WHERE m.dataset = d.name), (SELECT count(*) FROM models m WHERE m.dataset = d.name) "
+                "FROM datasets d WHERE d.name = ?",
+                [dataset],
+            ).fetchone()
+        return "|".join(str(x) for x in row) if row else "missing"
+
+    # ------------------------------------------------------------------ fused results
+    def put_fusion(self, dataset: str, key: str, config: dict, result: dict) -> None:
+        """Cache a fused result under its full config key."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM fusions WHERE dataset = ? AND key = ?", [dataset, key])
+            con.execute(
+                "INSERT INTO fusions VALUES (?, ?, ?, ?, ?)",
+                [dataset, key, json.dumps(config), json.dumps(result), _now()],
+            )
+
+    def get_fusion(self, dataset: str, key: str) -> dict | None:
+        """Return a cached fused result, or None."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT result FROM fusions WHERE dataset = ? AND key = ?", [dataset, key]
+            ).fetchone()
+        return json.loads(row[0]) if row else None
