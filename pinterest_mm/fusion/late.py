@@ -1,0 +1,447 @@
+"""Late fusion of cached probability vectors: MM (thesis 3.4.3-3.4.4), lambda (4.3),
+baselines, log-linear pooling and validation-optimized weights.
+
+Hot path for the live sliders: :func:`mm_weights` + :class:`FusionStack` (or
+:func:`weighted_sum` for small arrays). Every ``fit_*`` chooses settings on validation only.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from .. import metrics
+from ..outputs import FAMILIES, Outputs
+from .registry import FusionResult, blas_threads, finish, register
+
+MM_L_GRID = (1.0, 2.0, 3.0, 4.0, 5.0)
+LAMBDA_GRID = (0.0, 0.3, 0.5, 0.7, 1.0)
+
+
+# ----------------------------------------------------------------------------- pure functions
+def mm_weights(accs, l: float) -> np.ndarray:
+    """MM weights w_i = exp(acc_i * l) / sum_j exp(acc_j * l) (eq. 3.4).
+
+    Args:
+        accs: Validation accuracies, shape (M,).
+        l: The temperature-like factor (thesis grid 1..5).
+
+    Returns:
+        Weights, shape (M,), float64, summing to 1.
+    """
+    z = np.asarray(accs, dtype=np.float64) * float(l)
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+def weighted_sum(prob_stack: np.ndarray, weights) -> np.ndarray:
+    """Fused probabilities sum_i w_i b_i (eq. 3.5).
+
+    Args:
+        prob_stack: Stacked probabilities, shape (M, n, C).
+        weights: Shape (M,).
+
+    Returns:
+        Shape (n, C), float32.
+    """
+    w = np.asarray(weights, dtype=np.float32)
+    return np.tensordot(w, np.asarray(prob_stack, dtype=np.float32), axes=(0, 0))
+
+
+def log_linear(prob_stack: np.ndarray, weights, eps: float = 1e-6) -> np.ndarray:
+    """Product of experts: normalize(exp(sum_i w_i log(b_i + eps))), shape (n, C)."""
+    w = np.asarray(weights, dtype=np.float32)
+    logp = np.tensordot(w, np.log(np.asarray(prob_stack, np.float32) + eps), axes=(0, 0))
+    logp -= logp.max(1, keepdims=True)
+    p = np.exp(logp)
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
+
+def prob_stack(outputs: Outputs, models: list[str], split: str) -> np.ndarray:
+    """Stack the models' probabilities of one split, shape (M, n, C), float32."""
+    return np.stack([np.asarray(outputs.probs[m][split], np.float32) for m in models])
+
+
+class FusionStack:
+    """One split's model probabilities prepared once; fuse + evaluate per slider move.
+
+    The (M, n, C) stack is re-laid once into row blocks of shape (M, C, rows), contiguous.
+    Per move, each block is fused by one BLAS call ``w @ block.reshape(M, C*rows)`` (every
+    model's values read exactly once) into a preallocated (C, rows) buffer, and argmax,
+    true-class rank and confusion counts are computed on it while it is in cache, with
+    reductions over the class axis 0 (vectorized). Blocks may be spread over a thread pool
+    (numpy releases the GIL). Calls are serialized by a lock, so one instance may be shared
+    between sessions (e.g. ``st.cache_resource``).
+
+    Args:
+        stack: Probabilities, shape (M, n, C).
+        y: True labels, shape (n,).
+        threads: Worker threads; None = 2 when n >= 200,000 and 2+ cores, else 1.
+        chunk: Rows per block.
+    """
+
+    def __init__(self, stack: np.ndarray, y: np.ndarray, threads: int | None = None, chunk: int = 8192):
+        stack = np.asarray(stack)
+        self.M, self.n, self.C = stack.shape
+        self.y = np.ascontiguousarray(y, dtype=np.int64)
+        self.chunk = int(chunk)
+        self.starts = list(range(0, self.n, self.chunk))
+        self.blocks = [
+            np.ascontiguousarray(stack[:, s : s + self.chunk].transpose(0, 2, 1), dtype=np.float32)
+            for s in self.starts
+        ]
+        self._out = [np.empty(b.shape[1:], dtype=np.float32) for b in self.blocks]
+        if threads is None:
+            threads = 2 if (self.n >= 200_000 and (os.cpu_count() or 1) >= 2) else 1
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_outputs(cls, outputs: Outputs, models: list[str], split: str = "test", **kw) -> "FusionStack":
+        """Build from an :class:`Outputs` for the given models and split."""
+        return cls(prob_stack(outputs, models, split), outputs.y[split], **kw)
+
+    def _fuse_block(self, w: np.ndarray, i: int) -> np.ndarray:
+        block, out = self.blocks[i], self._out[i]
+        np.matmul(w, block.reshape(self.M, -1), out=out.reshape(-1))
+        return out
+
+    def _map(self, fn):
+        idx = range(len(self.blocks))
+        if self._pool is None:
+            return [fn(i) for i in idx]
+        return list(self._pool.map(fn, idx))
+
+    def fuse(self, weights) -> np.ndarray:
+        """Fused probabilities sum_i w_i b_i, shape (n, C), float32 (a new array)."""
+        w = np.asarray(weights, dtype=np.float32)
+        with self._lock, blas_threads(1):
+            self._map(lambda i: self._fuse_block(w, i))
+            if not self._out:
+                return np.zeros((0, self.C), np.float32)
+            return np.concatenate([o.T for o in self._out])
+
+    def evaluate(self, weights, kmax: int = metrics.KMAX) -> metrics.FastEval:
+        """Fuse with ``weights`` (M,); return accuracy, top-1..kmax and confusion counts."""
+        w = np.asarray(weights, dtype=np.float32)
+        if self.C > 255:
+            raise ValueError("FusionStack.evaluate supports at most 255 classes")
+
+        def work(i):
+            s = self.starts[i]
+            return metrics._eval_block(self._fuse_block(w, i), self.y[s : s + self.chunk], kmax)
+
+        with self._lock, blas_threads(1):
+            parts = self._map(work)
+        return metrics._reduce(parts, self.n, self.C, kmax)
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+# ----------------------------------------------------------------------------- selection
+@dataclass(frozen=True)
+class SelectConfig:
+    """Which models to fuse: an explicit list, or the best ``n_<family>`` by val accuracy.
+
+    Attributes:
+        models: Explicit model names (overrides the rule).
+        n_image, n_word_embedding, n_transformer, n_other: How many of each family to keep,
+            best validation accuracy first; -1 keeps all (thesis: 2, 2, all).
+    """
+
+    models: tuple[str, ...] | None = None
+    n_image: int = 2
+    n_word_embedding: int = 2
+    n_transformer: int = -1
+    n_other: int = 0
+
+
+def val_accuracy(outputs: Outputs, model: str) -> float:
+    """Validation accuracy of one model, recomputed from its cached probabilities."""
+    return metrics.accuracy(outputs.probs[model]["val"], outputs.y["val"])
+
+
+def usable_models(outputs: Outputs, family: str | None = None, modality: str | None = None) -> list[str]:
+    """Models with val and test probabilities, best validation accuracy first (ties: name)."""
+    names = [
+        m for m in outputs.model_names(family, modality)
+        if "val" in outputs.probs.get(m, {}) and "test" in outputs.probs.get(m, {})
+    ]
+    return sorted(names, key=lambda m: (-val_accuracy(outputs, m), m))
+
+
+def select_models(outputs: Outputs, cfg: SelectConfig = SelectConfig()) -> list[str]:
+    """Apply a :class:`SelectConfig`; raises ValueError when nothing is selected."""
+    if cfg.models:
+        unknown = [m for m in cfg.models if m not in outputs.models]
+        if unknown:
+            raise ValueError(f"Unknown models {unknown}; known: {sorted(outputs.models)}")
+        return list(cfg.models)
+    chosen: list[str] = []
+    for fam in FAMILIES:
+        k = getattr(cfg, f"n_{fam}")
+        ranked = usable_models(outputs, fam)
+        chosen += ranked if k < 0 else ranked[:k]
+    if not chosen:
+        raise ValueError("No model selected: build models first or pass models=[...].")
+    return chosen
+
+
+def _pick(grid: list[dict]) -> int:
+    """Index of the best validation accuracy (first on ties: grid order is the preference)."""
+    accs = [g["val_accuracy"] for g in grid]
+    return int(np.argmax(accs))
+
+
+def _row(setting: dict, pv: np.ndarray, pt: np.ndarray, outputs: Outputs) -> dict:
+    return {
+        "setting": setting,
+        "val_accuracy": metrics.accuracy(pv, outputs.y["val"]),
+        "test_accuracy": metrics.accuracy(pt, outputs.y["test"]),
+    }
+
+
+# ----------------------------------------------------------------------------- MM
+@dataclass(frozen=True)
+class MMConfig(SelectConfig):
+    """Mix-Modality: softmax(acc * l) weights over the selected models.
+
+    Attributes:
+        l: A fixed l; None chooses it from ``l_grid`` on validation.
+        l_grid: Values tried (thesis: 1..5); ties go to the first.
+    """
+
+    l: float | None = None
+    l_grid: tuple[float, ...] = MM_L_GRID
+
+
+@register("mm", MMConfig, "Mix-Modality: weights softmax(val acc * l), l chosen on val", "late")
+def fit_mm(outputs: Outputs, cfg: MMConfig) -> FusionResult:
+    """Mix-Modality late fusion (eq. 3.4-3.5)."""
+    models = select_models(outputs, cfg)
+    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    accs = np.array([val_accuracy(outputs, m) for m in models])
+    ls = (cfg.l,) if cfg.l is not None else cfg.l_grid
+    grid, fused = [], []
+    for l in ls:
+        w = mm_weights(accs, l)
+        pv, pt = weighted_sum(sv, w), weighted_sum(st, w)
+        grid.append(_row({"l": float(l)}, pv, pt, outputs))
+        fused.append((w, pv, pt))
+    i = _pick(grid)
+    w, pv, pt = fused[i]
+    chosen = {"l": float(ls[i]), "models": models, "val_accuracies": dict(zip(models, accs.tolist()))}
+    return finish(outputs, "mm", cfg, chosen, pv, pt, weights=dict(zip(models, w)), grid=grid)
+
+
+# ----------------------------------------------------------------------------- lambda
+@dataclass(frozen=True)
+class LambdaConfig:
+    """Cinar et al. late fusion lambda * b_image + (1 - lambda) * b_text (eq. 4.1).
+
+    Attributes:
+        image_model: Image model; None = best image model on validation.
+        text_model: Text model; None = best text model of ``text_family`` on validation.
+        text_family: ``word_embedding``, ``transformer`` or None (any text model).
+        lam: A fixed lambda; None chooses it from ``lam_grid`` on validation.
+        lam_grid: Values tried (thesis: 0, .3, .5, .7, 1); ties go to the first.
+    """
+
+    image_model: str | None = None
+    text_model: str | None = None
+    text_family: str | None = None
+    lam: float | None = None
+    lam_grid: tuple[float, ...] = LAMBDA_GRID
+
+
+def _lambda_grid(outputs: Outputs, img: str, txt: str, lams) -> tuple[list[dict], list]:
+    bi, bt = outputs.probs[img], outputs.probs[txt]
+    grid, fused = [], []
+    for lam in lams:
+        pv = (lam * bi["val"] + (1 - lam) * bt["val"]).astype(np.float32)
+        pt = (lam * bi["test"] + (1 - lam) * bt["test"]).astype(np.float32)
+        grid.append(_row({"lambda": float(lam)}, pv, pt, outputs))
+        fused.append((pv, pt))
+    return grid, fused
+
+
+@register("lambda", LambdaConfig, "lambda * image + (1 - lambda) * text, lambda chosen on val", "late")
+def fit_lambda(outputs: Outputs, cfg: LambdaConfig) -> FusionResult:
+    """Lambda late fusion of one (image, text) pair."""
+    img = cfg.image_model or _first(usable_models(outputs, "image"), "image")
+    if cfg.text_model:
+        txt = cfg.text_model
+    elif cfg.text_family:
+        txt = _first(usable_models(outputs, cfg.text_family), cfg.text_family)
+    else:
+        txt = _first(usable_models(outputs, modality="text"), "text")
+    lams = (cfg.lam,) if cfg.lam is not None else cfg.lam_grid
+    grid, fused = _lambda_grid(outputs, img, txt, lams)
+    i = _pick(grid)
+    lam = float(lams[i])
+    chosen = {"lambda": lam, "image_model": img, "text_model": txt}
+    return finish(outputs, "lambda", cfg, chosen, *fused[i], weights={img: lam, txt: 1 - lam}, grid=grid)
+
+
+def _first(names: list[str], what: str) -> str:
+    if not names:
+        raise ValueError(f"No {what} model with val and test probabilities is built.")
+    return names[0]
+
+
+def lambda_table(outputs: Outputs, text_family: str = "word_embedding", lam_grid=LAMBDA_GRID) -> list[dict]:
+    """Every (image, text) pair x lambda (thesis Tables 4.5/4.6).
+
+    Returns:
+        One row per pair: ``image``, ``text``, ``val`` and ``test`` (lambda -> accuracy),
+        ``best_lambda`` (chosen on validation), ``val_accuracy``, ``test_accuracy`` (at
+        best_lambda) and ``test_topk`` (k = 1..10). Sorted by validation accuracy, desc.
+    """
+    rows = []
+    for img in usable_models(outputs, "image"):
+        for txt in usable_models(outputs, text_family):
+            grid, fused = _lambda_grid(outputs, img, txt, lam_grid)
+            i = _pick(grid)
+            rows.append({
+                "image": img,
+                "text": txt,
+                "val": {float(l): g["val_accuracy"] for l, g in zip(lam_grid, grid)},
+                "test": {float(l): g["test_accuracy"] for l, g in zip(lam_grid, grid)},
+                "best_lambda": float(lam_grid[i]),
+                "val_accuracy": grid[i]["val_accuracy"],
+                "test_accuracy": grid[i]["test_accuracy"],
+                "test_topk": metrics.topk_curve(fused[i][1], outputs.y["test"]).tolist(),
+            })
+    return sorted(rows, key=lambda r: -r["val_accuracy"])
+
+
+# ----------------------------------------------------------------------------- baselines
+@dataclass(frozen=True)
+class BestSingleConfig:
+    """The single model with the best validation accuracy among ``models`` (None = all)."""
+
+    models: tuple[str, ...] | None = None
+
+
+@register("best_single", BestSingleConfig, "The single model with the best val accuracy", "late")
+def fit_best_single(outputs: Outputs, cfg: BestSingleConfig) -> FusionResult:
+    """Best single model baseline."""
+    cands = list(cfg.models) if cfg.models else usable_models(outputs)
+    cands = sorted(cands, key=lambda m: (-val_accuracy(outputs, m), m))
+    grid = [_row({"model": m}, outputs.probs[m]["val"], outputs.probs[m]["test"], outputs) for m in cands]
+    best = _first(cands, "usable")
+    p = outputs.probs[best]
+    return finish(outputs, "best_single", cfg, {"model": best}, p["val"], p["test"], weights={best: 1.0}, grid=grid)
+
+
+@dataclass(frozen=True)
+class EqualConfig(SelectConfig):
+    """Equal-weight average of the selected models."""
+
+
+@register("equal", EqualConfig, "Equal-weight average of the selected models", "late")
+def fit_equal(outputs: Outputs, cfg: EqualConfig) -> FusionResult:
+    """Equal-weight average."""
+    models = select_models(outputs, cfg)
+    w = np.full(len(models), 1.0 / len(models))
+    pv = weighted_sum(prob_stack(outputs, models, "val"), w)
+    pt = weighted_sum(prob_stack(outputs, models, "test"), w)
+    return finish(outputs, "equal", cfg, {"models": models}, pv, pt, weights=dict(zip(models, w)))
+
+
+@dataclass(frozen=True)
+class LogLinearConfig(SelectConfig):
+    """Log-linear pooling (product of experts) of the selected models.
+
+    Attributes:
+        weighting: ``mm`` (softmax(acc * l), l chosen on val from ``l_grid``) or ``equal``.
+        l: A fixed l (weighting ``mm``); None chooses it from ``l_grid`` on validation.
+        l_grid: Values of l tried when weighting is ``mm``.
+        eps: Added before the log.
+    """
+
+    weighting: str = "mm"
+    l: float | None = None
+    l_grid: tuple[float, ...] = MM_L_GRID
+    eps: float = 1e-6
+
+
+@register("log_linear", LogLinearConfig, "Product of experts: normalized exp(sum w log b)", "late")
+def fit_log_linear(outputs: Outputs, cfg: LogLinearConfig) -> FusionResult:
+    """Log-linear pooling."""
+    if cfg.weighting not in ("mm", "equal"):
+        raise ValueError("weighting must be 'mm' or 'equal'")
+    models = select_models(outputs, cfg)
+    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    accs = np.array([val_accuracy(outputs, m) for m in models])
+    ls = (cfg.l,) if cfg.l is not None else cfg.l_grid
+    settings = [("l", float(l)) for l in ls] if cfg.weighting == "mm" else [("equal", 1.0)]
+    grid, fused = [], []
+    for name, l in settings:
+        w = mm_weights(accs, l) if name == "l" else np.full(len(models), 1 / len(models))
+        pv, pt = log_linear(sv, w, cfg.eps), log_linear(st, w, cfg.eps)
+        grid.append(_row({name: l}, pv, pt, outputs))
+        fused.append((w, pv, pt))
+    i = _pick(grid)
+    w, pv, pt = fused[i]
+    chosen = {"models": models, **grid[i]["setting"]}
+    return finish(outputs, "log_linear", cfg, chosen, pv, pt, weights=dict(zip(models, w)), grid=grid)
+
+
+@dataclass(frozen=True)
+class OptimizedConfig(SelectConfig):
+    """Weights on the simplex minimizing validation log-loss (softmax parametrization).
+
+    The reported validation accuracy is in-sample for these weights (optimistic).
+
+    Attributes:
+        maxiter: L-BFGS iterations.
+        eps: Probability floor inside the log.
+    """
+
+    maxiter: int = 500
+    eps: float = 1e-7
+
+
+def optimize_weights(prob_stack_val: np.ndarray, y_val: np.ndarray, maxiter: int = 500, eps: float = 1e-7) -> np.ndarray:
+    """Simplex weights minimizing -mean log(sum_i w_i b_i[y]) on validation.
+
+    Args:
+        prob_stack_val: Shape (M, n_val, C).
+        y_val: Shape (n_val,).
+
+    Returns:
+        Weights, shape (M,), summing to 1.
+    """
+    q = np.take_along_axis(prob_stack_val, np.asarray(y_val)[None, :, None], axis=2)[..., 0]
+    q = q.astype(np.float64)  # (M, n): only the true-class probabilities matter
+
+    def f(theta):
+        w = np.exp(theta - theta.max())
+        w /= w.sum()
+        p = np.maximum(w @ q, eps)
+        g = -(q / p).mean(1)  # dL/dw
+        return -np.log(p).mean(), w * (g - w @ g)
+
+    res = minimize(f, np.zeros(q.shape[0]), jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    w = np.exp(res.x - res.x.max())
+    return w / w.sum()
+
+
+@register("optimized", OptimizedConfig, "Simplex weights minimizing val log-loss", "late")
+def fit_optimized(outputs: Outputs, cfg: OptimizedConfig) -> FusionResult:
+    """Validation-optimized weights."""
+    models = select_models(outputs, cfg)
+    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    w = optimize_weights(sv, outputs.y["val"], cfg.maxiter, cfg.eps)
+    pv, pt = weighted_sum(sv, w), weighted_sum(st, w)
+    chosen = {"models": models, "val_log_loss": metrics.log_loss(pv, outputs.y["val"])}
+    return finish(outputs, "optimized", cfg, chosen, pv, pt, weights=dict(zip(models, w)))
