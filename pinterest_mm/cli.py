@@ -83,16 +83,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build
+    from .build import build, format_build_summary
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     store = _store()
     store.dataset_info(args.name)
     results = build(store, args.name, models, progress=not args.quiet)
-    failed = [r for r in results if r.get("status") == "failed"]
-    if results and len(failed) == len(results):
-        print("No model could be built; see the messages above.", file=sys.stderr)
-        return 1
+    print(format_build_summary(results))
     return 0
 
 
@@ -157,9 +154,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         print("Demo dataset already imported.")
     if not args.no_build:
-        from .build import build
+        from .build import build, format_build_summary
 
-        build(store, DEMO_NAME, None, progress=not args.quiet)
+        print(format_build_summary(build(store, DEMO_NAME, None, progress=not args.quiet)))
     return 0
 
 
@@ -250,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
     expected: tuple[type[BaseException], ...] = (ManifestError, ImportFailed, StoreError, ValueError,
                                                  FileNotFoundError, PermissionError)
+    if args.command in ("build", "demo"):
+        from .build import BuildFailed
+
+        expected = (*expected, BuildFailed)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -426,13 +426,11 @@ class Store:
     def load_probs(self, dataset: str, model: str, split: str) -> np.ndarray | None:
         """Return a model's probabilities on a split, shape (n_split, n_classes), or None."""
         with self.connect() as con:
-            table = con.execute(
+            table = con.sql(
                 "SELECT probs FROM probs WHERE dataset = ? AND model = ? AND split = ? "
                 "ORDER BY split_row",
-                [dataset, model, split],
-            ).arrow()
-        if isinstance(table, pa.RecordBatchReader):
-            table = table.read_all()
+                params=[dataset, model, split],
+            ).to_arrow_table()
         if table.num_rows == 0:
             return None
         col = table.column("probs").combine_chunks()

@@ -1,0 +1,39 @@
+"""Models: every single model's accuracy, hyperparameters, build time, top-k (Fig. 4.1), F1."""
+
+import streamlit as st
+
+from pinterest_mm.outputs import FAMILIES
+from pinterest_mm.ui import charts, data, widgets
+
+pg = widgets.page("Models")
+ds, ver, split = pg.dataset, pg.ver, pg.setting.split
+st.caption(f"Dataset **{ds}** · split **{split}** · single models (no fusion)")
+
+table = data.single_model_table(ds, ver)
+st.dataframe(
+    table, hide_index=True,
+    column_config={
+        "val accuracy": st.column_config.ProgressColumn(format="%.3f", min_value=0, max_value=1),
+        "test accuracy": st.column_config.ProgressColumn(format="%.3f", min_value=0, max_value=1),
+        "cv score": st.column_config.NumberColumn(format="%.3f"),
+        "build s": st.column_config.NumberColumn(format="%.1f"),
+    },
+)
+st.download_button("Download the table (CSV)", widgets.safe_csv(table), f"{ds}-models.csv", "text/csv")
+st.plotly_chart(charts.accuracy_bars(table, "Validation and test accuracy per model"), key="acc")
+
+curves = data.topk_curves(ds, ver, split)
+families = dict(zip(table["model"], table["family"]))
+st.subheader(f"Top-k accuracy by family, k = 1..10 ({split}; thesis Fig. 4.1)")
+present = [f for f in FAMILIES if f in set(families.values())]
+cols = st.columns(2)
+for i, fam in enumerate(present):
+    sub = {m: c for m, c in curves.items() if families.get(m) == fam}
+    with cols[i % 2]:
+        st.plotly_chart(charts.topk_figure(sub, families, f"{fam.replace('_', ' ')} models"),
+                        key=f"topk_{fam}")
+
+st.subheader(f"F1 per class ({split})")
+f1 = data.per_class_f1(ds, ver, split)
+st.plotly_chart(charts.heatmap(f1.to_numpy(), list(f1.columns), list(f1.index),
+                               "F1 per class (rows) and model (columns)", zmax=1.0), key="f1")

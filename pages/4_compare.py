@@ -1,0 +1,123 @@
+"""Compare: every fusion method side by side (thesis Fig. 4.4), significance, agreement,
+calibration, the thesis tables with a verdict per claim, and downloads."""
+
+import pandas as pd
+import streamlit as st
+
+from pinterest_mm.ui import charts, data, results, widgets
+
+pg = widgets.page("Compare")
+ds, ver, split = pg.dataset, pg.ver, pg.setting.split
+out = pg.out
+st.caption(f"Dataset **{ds}** · split **{split}** · every method with the thesis model selection "
+           "and its settings chosen on validation")
+
+methods = data.fusion_methods()
+late = [m for m in methods if data.method_info(m)[1] != "learned"]
+learned = [m for m in methods if data.method_info(m)[1] == "learned"]
+run_learned = st.session_state.get("compare_learned", False)
+if learned and not run_learned:
+    st.info(f"Learned fusions ({', '.join(learned)}) train models and are slower; "
+            "they are left out until you ask for them.")
+    if st.button("Run the learned fusions too", type="primary"):
+        st.session_state["compare_learned"] = run_learned = True
+chosen_methods = tuple(late + (learned if run_learned else []))
+
+with st.spinner("Fusing and testing every method ..."):
+    cmp = results.compare_methods(ds, ver, split, chosen_methods)
+table = pd.DataFrame(cmp["table"])
+best = cmp["best"]
+for m, err in cmp["errors"].items():
+    st.warning(f"{m}: {err}")
+if table.empty:
+    st.error("No fusion method could run on this dataset.")
+    st.stop()
+
+best_acc = float(data.topk_curves(ds, ver, split)[best][0])
+st.plotly_chart(charts.method_bars(table, f"Fusion methods, settings chosen on validation (Fig. 4.4)",
+                                   ref=out.models[best].test_accuracy), key="methods")
+st.subheader(f"Significance vs the best single model ({best}) on {split}")
+st.dataframe(
+    table, hide_index=True,
+    column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+                   if c not in ("method", "chosen on validation", "McNemar p")}
+    | {"McNemar p": st.column_config.NumberColumn(format="%.4f")},
+)
+st.caption("McNemar: exact binomial below 25 discordant pins, else chi-square with continuity "
+           "correction. CI: 95 % paired bootstrap of the accuracy difference (1,000 resamples).")
+
+curves = dict(cmp["topk"])
+curves[f"best single ({best})"] = data.topk_curves(ds, ver, split)[best]
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(charts.topk_figure(curves, {f"best single ({best})": out.models[best].family},
+                                       f"Top-k accuracy per method ({split})", bold=["mm"]), key="topk")
+with right:
+    cal_methods = tuple(m for m in ("mm", "lambda", "equal", "optimized") if m in table["method"].tolist())
+    cals = results.calibrations(ds, ver, split, cal_methods)
+    st.plotly_chart(charts.reliability_figure(cals, f"Reliability diagrams ({split})"), key="calib")
+
+st.subheader("Model agreement")
+singles = tuple(data.usable_models(out))
+ag = results.agreement_matrix(ds, ver, split, singles)
+a1, a2 = st.columns(2)
+a1.plotly_chart(charts.heatmap(ag["both_wrong"], singles, singles, "Share of pins both models get wrong",
+                               colorscale="Reds"), key="bothwrong")
+a2.plotly_chart(charts.heatmap(ag["same"], singles, singles, "Share of pins predicted identically",
+                               zmax=1.0), key="same")
+
+st.subheader("The thesis's tables and claims on this dataset")
+try:
+    from pinterest_mm import thesis
+except ImportError:
+    thesis = None
+report = None
+if thesis is None or not hasattr(thesis, "thesis_report"):
+    st.info("The thesis report (pinterest_mm.thesis) is not available in this checkout.")
+elif not st.session_state.get("compare_thesis"):
+    st.caption("Reproduces Tables 4.2-4.10 (every lambda pair, feature cross, MM) and checks the "
+               "thesis's four claims on this dataset.")
+    if st.button("Reproduce the thesis tables"):
+        st.session_state["compare_thesis"] = True
+if thesis is not None and st.session_state.get("compare_thesis"):
+    try:
+        with st.spinner("Reproducing the thesis tables (feature cross included) ..."):
+            report = results.thesis_report(ds, ver, chosen_methods, "top2")
+    except Exception as exc:
+        st.error(f"The thesis report cannot be computed here: {data.safe_error(exc)}")
+if report:
+    verdict = {True: "✅ holds", False: "❌ does not hold", None: "— not applicable"}
+    claims = pd.DataFrame([{"claim": c["claim"], "verdict": verdict.get(c.get("holds")),
+                            "evidence": c.get("evidence", "")} for c in report.get("claims", [])])
+    st.dataframe(claims, hide_index=True)
+    mm = report.get("mm") or {}
+    t1, t2 = st.columns(2)
+    if mm.get("l_table"):
+        t1.markdown("**MM: l chosen on validation (Table 4.8)**")
+        t1.dataframe(pd.DataFrame(mm["l_table"]), hide_index=True)
+    if mm.get("weights"):
+        t2.markdown("**MM weights (Table 4.9)**")
+        t2.dataframe(pd.DataFrame({"model": list(mm["weights"]), "weight": list(mm["weights"].values())}),
+                     hide_index=True)
+    for key, title in (("lambda_word_embedding", "Lambda fusion, image + word embedding (Table 4.5)"),
+                       ("lambda_transformer", "Lambda fusion, image + transformer (Table 4.6)"),
+                       ("feature_cross", "Feature cross (Table 4.7)")):
+        rows = report.get(key) or []
+        with st.expander(f"{title}: {len(rows)} pairs"):
+            flat = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in rows]
+            st.dataframe(pd.DataFrame(flat), hide_index=True)
+    if report.get("text"):
+        with st.expander("As printed by `pinterest-mm report --thesis`"):
+            st.code(report["text"], language=None)
+
+st.subheader("Downloads")
+config = {"dataset": ds, "cache_version": ver, "split": split, "best_single": best,
+          "methods": cmp["configs"], "setting": pg.setting.__dict__}
+d1, d2, d3 = st.columns(3)
+d1.download_button("Comparison table (CSV)", widgets.safe_csv(table), f"{ds}-{split}-fusion-methods.csv", "text/csv")
+d2.download_button("Top-k curves (CSV)", widgets.safe_csv(pd.DataFrame(curves, index=range(1, 11)).rename_axis("k")),
+                   f"{ds}-{split}-topk.csv", "text/csv")
+d3.download_button("Everything + exact config (JSON)",
+                   widgets.to_json_bytes({"config": config, "table": cmp["table"], "topk": curves,
+                                          "thesis": report}),
+                   f"{ds}-{split}-compare.json", "application/json")

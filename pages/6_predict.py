@@ -1,0 +1,114 @@
+"""Predict: upload a pin image and/or type a description; every model's vote and the fusion.
+
+The only page that loads models (``st.cache_resource``); uploads are decoded in memory.
+"""
+
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from pinterest_mm.ui import charts, data, predict, results, widgets
+
+pg = widgets.page("Predict", split_choice=False)
+ds, ver, s = pg.dataset, pg.ver, pg.setting
+out = pg.out
+classes = out.classes
+
+res, weights, label = None, None, ""
+if data.method_info(s.method)[1] != "learned":  # a learned fusion would be trained just to look
+    try:
+        res = results.current_fusion(ds, ver, s)
+        weights, label = res.weights, s.fusion_text()
+    except Exception as exc:
+        st.warning(f"The current fusion setting cannot be used ({data.safe_error(exc)}).")
+if not weights:
+    res = data.fuse_cached(ds, ver, "mm", models=tuple(data.thesis_selection(out)))
+    weights = res.weights
+    label = f"MM over the thesis selection, l = {res.chosen.get('l', 1):g} chosen on validation " \
+            f"(the method {s.method} has no per-model weights to apply to one pin)"
+st.caption(f"Dataset **{ds}** · fused prediction with {label}")
+combine = "log_linear" if res.method == "log_linear" else "sum"
+modalities = {m: out.models[m].modality for m in out.models}
+
+# ----------------------------------------------------------------------------- inputs
+test_pins = data.pins_by_split(ds, ver, "test").head(40)
+with st.expander("Try an example pin from the dataset", expanded=False):
+    opts = test_pins["pin_id"].tolist()
+    ex = st.selectbox("Example (test split)", opts,
+                      format_func=lambda p: f"{p} — {test_pins.set_index('pin_id').loc[p, 'category']}")
+    if st.button("Use this example"):
+        row = test_pins.set_index("pin_id").loc[ex]
+        st.session_state["pred_text"] = str(row["description"])[: predict.MAX_TEXT_CHARS]
+        st.session_state["pred_example_image"] = str(row["image"])
+        st.session_state["pred_example_label"] = str(row["category"])
+
+c1, c2 = st.columns(2)
+with c1:
+    up = st.file_uploader("Pin image (PNG, JPEG or WebP)", type=["png", "jpg", "jpeg", "webp"],
+                          max_upload_size=20)
+with c2:
+    text = st.text_area("Description", key="pred_text", height=140,
+                        placeholder="e.g. Easy chocolate cake recipe for a rainy weekend")
+    if st.session_state.get("pred_example_image") and st.button("Clear the example"):
+        for k in ("pred_example_image", "pred_example_label"):
+            st.session_state.pop(k, None)
+        st.rerun()
+
+img_bytes, source = None, ""
+if up is not None:
+    img_bytes, source = up.getvalue(), "uploaded image"
+elif st.session_state.get("pred_example_image"):
+    try:
+        img_bytes = Path(st.session_state["pred_example_image"]).read_bytes()
+        source = f"example pin (true class: {st.session_state.get('pred_example_label')})"
+    except OSError:
+        st.warning("The example's image file is missing.")
+upload = predict.read_image(img_bytes)
+if upload.message:
+    st.error(upload.message)
+for note in upload.notes:
+    st.info(note)
+text, note = predict.clip_text(text)
+if note:
+    st.info(note)
+
+if upload.image is None and not text:
+    st.info("Upload an image, type a description, or load an example: image alone or text "
+            "alone also gets a prediction from the models that can give one.")
+    st.stop()
+
+# ----------------------------------------------------------------------------- prediction
+left, right = st.columns([1, 2])
+with left:
+    if upload.image is not None:
+        st.image(upload.image, caption=source, width=260)
+    if text:
+        st.text(text[:400] + ("…" if len(text) > 400 else ""))
+
+t0 = time.perf_counter()
+with st.spinner("Loading the models and predicting ..."):
+    preds = data.load_predictors(ds, ver, list(weights))
+    pin = predict.predict_pin(preds, modalities, weights, upload.image, text, combine)
+elapsed = time.perf_counter() - t0
+
+with right:
+    if pin.fused is None:
+        st.warning("No model of the fusion could vote on this input (see why below).")
+    else:
+        top = predict.top_k(pin.fused, classes, 5)
+        st.success(f"Fused prediction: **{widgets.escape_md(top[0][0])}** ({top[0][1]:.2f})")
+        st.plotly_chart(charts.share_bar({"image": pin.image_share, "text": 1 - pin.image_share},
+                                         "How much the fusion leaned on image vs text"), key="share")
+votes = {m: predict.top_k(p, classes, 3) for m, p in pin.probs.items()}
+if pin.fused is not None:
+    votes = {"fused": predict.top_k(pin.fused, classes, 5), **votes}
+if votes:
+    st.plotly_chart(charts.votes_figure(votes, "Each model's top-3 vote and the fused top-5",
+                                        {m: out.models[m].family for m in out.models}), key="votes")
+if pin.weights:
+    st.caption("Weights used: " + ", ".join(f"{m} {w:.3f}" for m, w in pin.weights.items()))
+for m, why in pin.skipped.items():
+    st.caption(f"{m}: no vote, {why}")
+st.caption(f"Prediction time {elapsed * 1000:.0f} ms (" +
+           ", ".join(f"{m} {t * 1000:.0f} ms" for m, t in pin.seconds.items()) + ")")

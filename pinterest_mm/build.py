@@ -1,0 +1,224 @@
+"""Build a dataset's models: features -> logistic regression -> probability vectors (store).
+
+Per model the stages are: features (cached ``.npy``, reused, resumable in chunks for images)
+-> logistic regression with C chosen by 5-fold CV on train (thesis 3.4.1; out-of-fold train
+probabilities) -> val/test probabilities -> :meth:`Store.save_model`. End-to-end classifiers
+(transformers, TF-IDF) replace the middle stages with their own fit.
+
+Every model is saved with a fingerprint: a hash of the dataset's fingerprint, the model's
+name and settings and the classifier settings. A model whose stored fingerprint matches is
+skipped, so a second build recomputes nothing and adding a model computes only that one.
+A model whose weights are not on this machine is reported and skipped; the others build.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+import traceback
+from dataclasses import asdict
+
+import numpy as np
+
+from .models.base import BuildContext, fingerprint_of, pick_device
+from .models.classify import LogRegConfig, fit_logreg_cv
+from .models.registry import ModelSpec, WeightsUnavailable, default_models, get_model
+from .store import Store
+
+BUILD_VERSION = 1  # bump when a change of this code changes outputs
+SPLITS = ("train", "val", "test")
+
+
+class BuildFailed(RuntimeError):
+    """Every requested model failed or was unavailable; ``results`` holds the summary."""
+
+    def __init__(self, message: str, results: list[dict]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (when imported)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def _say(msg: str, progress: bool) -> None:
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(msg, file=sys.stderr)
+
+
+def resolve_models(models: list[str] | str | None) -> list[ModelSpec]:
+    """Return the specs to build: the named ones (comma list allowed), or the available defaults.
+
+    Raises:
+        UnknownModelError: A name is not registered (before any work is done).
+    """
+    if models is None:
+        return default_models(available_only=True)
+    names = models.split(",") if isinstance(models, str) else list(models)
+    return [get_model(n.strip()) for n in names if n.strip()]
+
+
+def split_index(store: Store, dataset: str):
+    """Return (pins in row order, split -> global rows, split -> labels)."""
+    pins = store.pins(dataset).reset_index(drop=True)
+    if not np.array_equal(pins["row"].to_numpy(), np.arange(len(pins))):
+        raise RuntimeError(f"Dataset {dataset!r}: pin rows are not 0..n-1; re-import it.")
+    rows, labels = {}, {}
+    for split in SPLITS:
+        part = pins[pins["split"] == split].sort_values("split_row")
+        rows[split] = part["row"].to_numpy()
+        labels[split] = part["label"].to_numpy().astype(int)
+    return pins, rows, labels
+
+
+def model_fingerprints(spec: ModelSpec, model, dataset_fp: str, logreg: LogRegConfig) -> tuple[str, str]:
+    """Return (feature fingerprint, model fingerprint)."""
+    feat = fingerprint_of({"dataset": dataset_fp, "model": spec.name, "config": model.config()})
+    payload = {"features": feat, "kind": spec.kind, "v": BUILD_VERSION}
+    if spec.kind == "features":
+        payload["logreg"] = asdict(logreg)
+    return feat, fingerprint_of(payload)
+
+
+def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    return float((probs.argmax(1) == y).mean()) if len(y) else 0.0
+
+
+def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, pins, rows, labels,
+               n_classes: int, device: str, progress: bool, options: dict, logreg: LogRegConfig,
+               force: bool, seed: int) -> dict:
+    model = spec.create(**options)
+    model.device = device
+    feat_fp, fp = model_fingerprints(spec, model, info["fingerprint"], logreg)
+    if not force and store.model_fingerprint(dataset, spec.name) == fp:
+        _say(f"{spec.name}: up to date (cached)", progress)
+        return {"model": spec.name, "status": "cached", "seconds": 0.0, "message": ""}
+    seed_everything(seed)
+    t0 = time.perf_counter()
+    ckpt = store.checkpoints_dir(dataset, spec.name)
+    ctx = BuildContext(
+        store=store, dataset=dataset, pins=pins, n_classes=n_classes, rows=rows, labels=labels,
+        features_path=store.features_path(dataset, spec.name), checkpoints=ckpt,
+        feature_fingerprint=feat_fp, device=device, progress=progress, seed=seed,
+    )
+    stages: dict[str, float] = {}
+    if spec.kind == "features":
+        X = model.compute_features(ctx)
+        stages["features"] = time.perf_counter() - t0
+        _say(f"{spec.name}: features {X.shape} ready ({stages['features']:.1f}s); logistic regression CV", progress)
+        t1 = time.perf_counter()
+        split_X = {s: np.asarray(X[rows[s]], dtype=np.float32) for s in SPLITS}
+        res = fit_logreg_cv(split_X["train"], labels["train"], n_classes, logreg)
+        probs = {"train": res.oof_probs}
+        for s in ("val", "test"):
+            probs[s] = res.predict_proba(split_X[s], n_classes) if len(rows[s]) else np.zeros((0, n_classes), np.float32)
+        import joblib
+
+        tmp = ckpt / "logreg.tmp.joblib"
+        joblib.dump(res.estimator, tmp)
+        os.replace(tmp, ckpt / "logreg.joblib")
+        model.save_state(ckpt)
+        stages["logreg"] = time.perf_counter() - t1
+        params = {"C": res.C, "cv_scores": {str(k): v for k, v in res.cv_scores.items()},
+                  "dim": int(X.shape[1]), **ctx.stats}
+        cv_score = res.cv_score
+    else:
+        out = model.fit(ctx)
+        stages["fit"] = time.perf_counter() - t0
+        probs, params, cv_score = out["probs"], dict(out["params"]), out["cv_score"]
+    seconds = time.perf_counter() - t0
+    params.update({"stage_seconds": {k: round(v, 3) for k, v in stages.items()},
+                   "config": model.config(), "options": options, "seed": seed})
+    params.setdefault("n_unknown_text", ctx.stats.get("n_unknown_text", 0) if spec.modality == "text" else None)
+    val_acc, test_acc = _accuracy(probs["val"], labels["val"]), _accuracy(probs["test"], labels["test"])
+    store.save_model(
+        dataset, spec.name, family=spec.family, modality=spec.modality, params=params,
+        cv_score=cv_score, val_accuracy=val_acc, test_accuracy=test_acc, seconds=seconds,
+        fingerprint=fp, probs=probs,
+    )
+    _say(f"{spec.name}: built in {seconds:.1f}s, val {val_acc:.4f}, test {test_acc:.4f}", progress)
+    return {"model": spec.name, "status": "built", "seconds": seconds, "message": "",
+            "val_accuracy": val_acc, "test_accuracy": test_acc}
+
+
+def build(
+    store: Store,
+    dataset: str,
+    models: list[str] | str | None = None,
+    *,
+    progress: bool = True,
+    device: str | None = None,
+    options: dict[str, dict] | None = None,
+    logreg: LogRegConfig = LogRegConfig(),
+    force: bool = False,
+    seed: int = 0,
+) -> list[dict]:
+    """Build models of a dataset into the store and return one summary dict per model.
+
+    Args:
+        store: The store.
+        dataset: An imported dataset's name.
+        models: Model names (list or comma-separated); default: the offline default set
+            that is available here.
+        progress: Show progress bars and stage messages (stderr).
+        device: Torch device; default ``cuda`` when present, else ``cpu``.
+        options: Per model name, constructor options (e.g. ``{"minilm-l6": {"epochs": 1}}``).
+        logreg: Classifier settings of feature models (thesis defaults).
+        force: Rebuild even when the stored fingerprint matches.
+        seed: Seed of every random step.
+
+    Returns:
+        Dicts with ``model``, ``status`` (``built``, ``cached``, ``unavailable``,
+        ``failed``), ``seconds`` and ``message`` (+ accuracies when built).
+
+    Raises:
+        UnknownModelError: An unknown name was requested (nothing is built).
+        BuildFailed: Every requested model was unavailable or failed.
+    """
+    specs = resolve_models(models)
+    options = options or {}
+    info = store.dataset_info(dataset)
+    pins, rows, labels = split_index(store, dataset)
+    n_classes = len(store.classes(dataset))
+    dev = pick_device(device)
+    results = []
+    for spec in specs:
+        try:
+            results.append(_build_one(
+                store, dataset, spec, info=info, pins=pins, rows=rows, labels=labels,
+                n_classes=n_classes, device=dev, progress=progress,
+                options=dict(options.get(spec.name, {})), logreg=logreg, force=force, seed=seed,
+            ))
+        except WeightsUnavailable as exc:
+            print(f"{spec.name}: skipped. {exc}", file=sys.stderr)
+            results.append({"model": spec.name, "status": "unavailable", "seconds": 0.0, "message": str(exc)})
+        except Exception as exc:  # one broken model must not stop the others
+            print(f"{spec.name}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+            if progress:
+                traceback.print_exc()
+            results.append({"model": spec.name, "status": "failed", "seconds": 0.0,
+                            "message": f"{type(exc).__name__}: {exc}"})
+    ok = [r for r in results if r["status"] in {"built", "cached"}]
+    if results and not ok:
+        lines = "; ".join(f"{r['model']}: {r['status']}" for r in results)
+        raise BuildFailed(f"No model could be built ({lines}).", results)
+    return results
+
+
+def format_build_summary(results: list[dict]) -> str:
+    """Return a short text table of :func:`build` results."""
+    lines = [f"{'model':<28} {'status':<12} {'seconds':>8}  val_acc"]
+    for r in results:
+        acc = f"{r['val_accuracy']:.4f}" if "val_accuracy" in r else ""
+        lines.append(f"{r['model']:<28} {r['status']:<12} {r['seconds']:>8.1f}  {acc}")
+    return "\n".join(lines)

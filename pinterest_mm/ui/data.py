@@ -1,0 +1,323 @@
+"""Cached loaders around :mod:`pinterest_mm`: every page reads data through these.
+
+Arrays and frames are cached with ``st.cache_data`` / ``st.cache_resource`` keyed on the
+dataset's :meth:`Store.version`, so they load once and reload by themselves after an import
+or a build. Models (predictors) are ``st.cache_resource`` with ``max_entries``. Nothing here
+imports torch; :func:`predictor` imports the build module lazily (Predict page only).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from .. import metrics
+from ..config import home
+from ..outputs import Outputs, load_outputs
+from ..store import Store, StoreError
+
+THUMB_PX = 160
+
+
+# ----------------------------------------------------------------------------- store
+def store_root() -> Path:
+    """The store folder (``$PINTEREST_MM_HOME``, default ``artifacts/``)."""
+    return home()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _store(root: str, exists: bool) -> Store | None:
+    if not exists:
+        return None
+    return Store(root, read_only=True)
+
+
+def get_store() -> Store | None:
+    """The store opened read-only, or None when no store file exists yet."""
+    root = store_root()
+    return _store(str(root), (root / "store.duckdb").exists())
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _dataset_names(root: str, exists: bool) -> list[str]:
+    store = _store(root, exists)
+    return [] if store is None else store.dataset_names()
+
+
+def dataset_names() -> list[str]:
+    """Imported dataset names ([] for an empty or missing store)."""
+    root = store_root()
+    return _dataset_names(str(root), (root / "store.duckdb").exists())
+
+
+def version(dataset: str) -> str:
+    """The dataset's cache version (changes after an import or a build)."""
+    store = get_store()
+    return "missing" if store is None else store.version(dataset)
+
+
+# ----------------------------------------------------------------------------- tables
+@st.cache_data(max_entries=16, show_spinner=False)
+def dataset_info(dataset: str, ver: str) -> dict:
+    """``Store.dataset_info`` (JSON-able parts)."""
+    info = get_store().dataset_info(dataset)
+    return {k: (str(v) if k == "created_at" else v) for k, v in info.items()}
+
+
+@st.cache_data(max_entries=8, show_spinner="Loading pins ...")
+def pins(dataset: str, ver: str) -> pd.DataFrame:
+    """All kept pins of a dataset (``Store.pins``)."""
+    return get_store().pins(dataset)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def manifest_rows(dataset: str, ver: str) -> pd.DataFrame:
+    """Every manifest row with its fate (``Store.manifest_rows``)."""
+    return get_store().manifest_rows(dataset)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def import_report(dataset: str, ver: str) -> pd.DataFrame:
+    """The import report (``Store.import_report``)."""
+    return get_store().import_report(dataset)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def models_table(dataset: str, ver: str) -> pd.DataFrame:
+    """One row per built model (``Store.models``)."""
+    return get_store().models(dataset)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the probability cache ...")
+def outputs(dataset: str, ver: str) -> Outputs:
+    """Every model's cached probabilities (:func:`pinterest_mm.outputs.load_outputs`)."""
+    return load_outputs(get_store(), dataset)
+
+
+def pins_by_split(dataset: str, ver: str, split: str) -> pd.DataFrame:
+    """Pins of one split in ``split_row`` order (index = split_row)."""
+    df = pins(dataset, ver)
+    return df[df["split"] == split].sort_values("split_row").set_index("split_row", drop=False)
+
+
+# ----------------------------------------------------------------------------- fusion
+def thesis_selection(out: Outputs) -> list[str]:
+    """The thesis's model selection (best 2 image, best 2 word-embedding, all transformers)."""
+    from ..fusion.late import SelectConfig, select_models
+
+    try:
+        return select_models(out, SelectConfig())
+    except ValueError:
+        return usable_models(out)
+
+
+def usable_models(out: Outputs, family: str | None = None, modality: str | None = None) -> list[str]:
+    """Models with val + test probabilities, best validation accuracy first."""
+    from ..fusion.late import usable_models as _usable
+
+    return _usable(out, family, modality)
+
+
+def fusion_methods() -> list[str]:
+    """Registered fusion methods (``mm`` first); [``mm``, ``lambda``] if the registry fails."""
+    try:
+        from ..fusion.registry import list_methods
+
+        names = list_methods()
+    except Exception:  # a method module still being written must not break the app
+        names = ["mm", "lambda", "best_single", "equal"]
+    order = {"mm": 0, "lambda": 1}
+    return sorted(names, key=lambda n: (order.get(n, 2), n))
+
+
+def method_info(method: str) -> tuple[str, str]:
+    """(description, kind) of a fusion method."""
+    try:
+        from ..fusion.registry import get_method
+
+        m = get_method(method)
+        return m.description, m.kind
+    except Exception:
+        return "", "late"
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def fusion_stack(dataset: str, ver: str, models: tuple[str, ...], split: str):
+    """The (M, n, C) stack of one selection and split, prepared once for the live sliders."""
+    from ..fusion.late import FusionStack
+
+    return FusionStack.from_outputs(outputs(dataset, ver), list(models), split)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def fused(dataset: str, ver: str, method: str, config_json: str):
+    """:func:`pinterest_mm.fusion.fuse` with settings chosen on validation (cached)."""
+    from ..fusion.registry import fuse
+
+    return fuse(outputs(dataset, ver), method, version=ver, **json.loads(config_json))
+
+
+def fuse_cached(dataset: str, ver: str, method: str, **config):
+    """Like :func:`fused` with keyword config (None values dropped)."""
+    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items() if v is not None}
+    return fused(dataset, ver, method, json.dumps(cfg, sort_keys=True))
+
+
+# ----------------------------------------------------------------------------- metrics
+@st.cache_data(max_entries=32, show_spinner=False)
+def single_model_table(dataset: str, ver: str) -> pd.DataFrame:
+    """Per model: family, modality, val/test accuracy, chosen params, build time."""
+    out = outputs(dataset, ver)
+    rows = []
+    for name, info in out.models.items():
+        params = {k: v for k, v in (info.params or {}).items() if not isinstance(v, (list, dict))}
+        rows.append({
+            "model": name, "family": info.family, "modality": info.modality,
+            "val accuracy": info.val_accuracy, "test accuracy": info.test_accuracy,
+            "cv score": info.cv_score, "build s": info.seconds,
+            "hyperparameters": json.dumps(params, default=str)[:300],
+        })
+    return pd.DataFrame(rows).sort_values("val accuracy", ascending=False, ignore_index=True)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def topk_curves(dataset: str, ver: str, split: str) -> dict[str, list[float]]:
+    """Top-k (k = 1..10) of every single model on a split."""
+    out = outputs(dataset, ver)
+    return {
+        m: metrics.topk_curve(p[split], out.y[split]).tolist()
+        for m, p in out.probs.items() if split in p
+    }
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def per_class_f1(dataset: str, ver: str, split: str) -> pd.DataFrame:
+    """F1 per class (rows) and model (columns) on a split."""
+    out = outputs(dataset, ver)
+    cols = {}
+    for m, p in out.probs.items():
+        if split in p:
+            cols[m] = metrics.per_class(out.y[split], p[split].argmax(1), out.n_classes).f1
+    return pd.DataFrame(cols, index=out.classes)
+
+
+# ----------------------------------------------------------------------------- images
+@st.cache_data(max_entries=4096, show_spinner=False)
+def thumbnail(path: str, px: int = THUMB_PX) -> bytes | None:
+    """A downsized JPEG of the image at ``path`` (None when it cannot be read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            im.draft("RGB", (px * 2, px * 2))
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            im = im.convert("RGB")
+            im.thumbnail((px, px))
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=85)
+            return buf.getvalue()
+    except Exception:
+        return None
+
+
+# ----------------------------------------------------------------------------- prediction
+@st.cache_resource(max_entries=8, show_spinner="Loading the model ...")
+def predictor(dataset: str, ver: str, model: str):
+    """A model that predicts new pins (``pinterest_mm.build.load_predictor``), cached."""
+    # lazy: imports the model code (torch) only on the Predict page
+    from ..models import load_predictor
+
+    return load_predictor(get_store(), dataset, model)
+
+
+def load_predictors(dataset: str, ver: str, models: list[str]) -> dict:
+    """Model name to a cached predictor, or to the reason it cannot be loaded (str)."""
+    res = {}
+    for m in models:
+        try:
+            res[m] = predictor(dataset, ver, m)
+        except Exception as exc:  # unknown/synthetic model, missing checkpoint, no weights
+            res[m] = f"cannot be loaded ({safe_error(exc)})"
+    return res
+
+
+def safe_error(exc: BaseException) -> str:
+    """A one-line message for an exception (no traceback)."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {msg}"[:500]
+
+
+__all__ = [
+    "StoreError", "np",
+]
+
+
+# ----------------------------------------------------------------------------- overview counts
+@st.cache_data(max_entries=8, show_spinner=False)
+def category_counts(dataset: str, ver: str) -> pd.DataFrame:
+    """Distinct pins per category before (every manifest row) and after cleaning (kept)."""
+    rows = manifest_rows(dataset, ver)
+    before = rows.groupby("category", dropna=False)["pin_id"].nunique()
+    after = rows[rows["status"] == "kept"].groupby("category")["pin_id"].nunique()
+    df = pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
+    df.index = df.index.fillna("(empty)").astype(str)
+    return df.rename_axis("category").reset_index()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def user_table(dataset: str, ver: str) -> pd.DataFrame:
+    """Per user: pins saved in the manifest and pins kept after cleaning, most first."""
+    rows = manifest_rows(dataset, ver)
+    rows = rows[rows["user_id"].notna() & (rows["user_id"].astype(str) != "")]
+    before = rows.groupby("user_id")["pin_id"].nunique()
+    after = rows[rows["status"] == "kept"].groupby("user_id")["pin_id"].nunique()
+    df = pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
+    return df.sort_values(["after", "before"], ascending=False).rename_axis("user_id").reset_index()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def user_category_counts(dataset: str, ver: str, user: str) -> pd.DataFrame:
+    """One user's distinct pins per category, before and after cleaning (thesis Fig. 3.6)."""
+    rows = manifest_rows(dataset, ver)
+    rows = rows[rows["user_id"].astype(str) == str(user)]
+    before = rows.groupby("category", dropna=False)["pin_id"].nunique()
+    after = rows[rows["status"] == "kept"].groupby("category")["pin_id"].nunique()
+    df = pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
+    df.index = df.index.fillna("(empty)").astype(str)
+    return df.rename_axis("category").reset_index()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def drop_reasons(dataset: str, ver: str) -> pd.DataFrame:
+    """Distinct pins per status (kept, or the step that dropped them)."""
+    rows = manifest_rows(dataset, ver)
+    step = rows["status"].astype(str).str.split(":").str[0]
+    return (rows.assign(step=step).groupby("step")["pin_id"].nunique()
+            .sort_values(ascending=False).rename("pins").reset_index())
+
+
+def method_fields(method: str) -> set[str]:
+    """Config field names of a fusion method (empty when unknown)."""
+    import dataclasses
+
+    try:
+        from ..fusion.registry import get_method
+
+        return {f.name for f in dataclasses.fields(get_method(method).config_cls)}
+    except Exception:
+        return set()
+
+
+def best_single(out: Outputs) -> str | None:
+    """The single model with the best validation accuracy (ties: name)."""
+    names = usable_models(out)
+    return names[0] if names else None

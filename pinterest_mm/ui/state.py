@@ -1,0 +1,163 @@
+"""The view setting shared by every page, mirrored in the URL.
+
+The setting lives in ``st.session_state`` under ``pmm_*`` keys (they survive page switches,
+unlike widget keys). On a session's first run it is read from ``st.query_params``; every page
+writes it back with :func:`sync_url`, so a copied link reopens the same view::
+
+    ?dataset=demo&split=test&method=mm&l=2&models=a,b,c
+
+Widgets use ``w_*`` keys seeded from the ``pmm_*`` values (:func:`seed_widget`) and copy
+their value back (:func:`remember`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import streamlit as st
+
+SPLITS = ("test", "val")
+NORMALIZE = ("true", "pred", "all", "none")
+_KEYS = ("dataset", "split", "method", "l", "lambda", "models", "image_model", "text_model", "norm")
+_INIT = "_pmm_init"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a page shows.
+
+    Attributes:
+        dataset: Dataset name (None when the store is empty).
+        split: ``test`` or ``val``.
+        method: Fusion method name (registry), default ``mm``.
+        l: MM's l; None = chosen on validation.
+        lam: Lambda of lambda fusion; None = chosen on validation.
+        models: Models fused; None = the thesis selection.
+        image_model, text_model: The pair of lambda fusion; None = best on validation.
+    """
+
+    dataset: str | None
+    split: str = "test"
+    method: str = "mm"
+    l: float | None = None
+    lam: float | None = None
+    models: tuple[str, ...] | None = None
+    image_model: str | None = None
+    text_model: str | None = None
+
+    def describe(self) -> str:
+        """One line naming the dataset, split and fusion setting (shown on every page)."""
+        return f"Dataset **{self.dataset}** · split **{self.split}** · fusion {self.fusion_text()}"
+
+    def fusion_text(self) -> str:
+        """The fusion setting in words, e.g. ``mm (l = 2; models: thesis selection)``."""
+        if self.method == "mm":
+            knob = "l chosen on validation" if self.l is None else f"l = {self.l:g}"
+        elif self.method == "lambda":
+            knob = "lambda chosen on validation" if self.lam is None else f"lambda = {self.lam:g}"
+            pair = f"{self.image_model or 'best image'} + {self.text_model or 'best text'}"
+            knob = f"{pair}, {knob}"
+        else:
+            knob = "settings chosen on validation"
+        models = "thesis selection" if not self.models else ", ".join(self.models)
+        if self.method == "lambda":
+            models = ""
+        return f"{self.method} ({knob}" + (f"; models: {models})" if models else ")")
+
+
+def _parse_float(v: str | None, lo: float, hi: float) -> float | None:
+    try:
+        x = float(v) if v not in (None, "", "auto") else None
+    except (TypeError, ValueError):
+        return None
+    if x is None or not math.isfinite(x):
+        return None
+    return min(max(x, lo), hi)
+
+
+def init_state() -> None:
+    """On a session's first run, read the setting from the URL into ``st.session_state``."""
+    if st.session_state.get(_INIT):
+        return
+    qp = st.query_params
+    st.session_state["pmm_dataset"] = qp.get("dataset")
+    st.session_state["pmm_split"] = qp.get("split") if qp.get("split") in SPLITS else "test"
+    st.session_state["pmm_method"] = qp.get("method") or "mm"
+    st.session_state["pmm_l"] = _parse_float(qp.get("l"), 0.0, 20.0)
+    st.session_state["pmm_lambda"] = _parse_float(qp.get("lambda"), 0.0, 1.0)
+    models = [m for m in (qp.get("models") or "").split(",") if m]
+    st.session_state["pmm_models"] = tuple(models[:32]) or None
+    st.session_state["pmm_image_model"] = qp.get("image_model") or None
+    st.session_state["pmm_text_model"] = qp.get("text_model") or None
+    st.session_state["pmm_norm"] = qp.get("norm") if qp.get("norm") in NORMALIZE else "true"
+    st.session_state[_INIT] = True
+
+
+def get(key: str, default=None):
+    """Return a remembered setting value (``pmm_<key>``)."""
+    return st.session_state.get(f"pmm_{key}", default)
+
+
+def put(key: str, value) -> None:
+    """Remember a setting value (``pmm_<key>``)."""
+    st.session_state[f"pmm_{key}"] = value
+
+
+def seed_widget(key: str, value) -> str:
+    """Seed widget key ``w_<key>`` with ``value`` unless the widget holds a value; return it."""
+    wkey = f"w_{key}"
+    if wkey not in st.session_state:
+        st.session_state[wkey] = value
+    return wkey
+
+
+def remember(key: str) -> None:
+    """Copy widget ``w_<key>``'s value into the setting (use as ``on_change``)."""
+    st.session_state[f"pmm_{key}"] = st.session_state.get(f"w_{key}")
+
+
+def current(dataset: str | None) -> Setting:
+    """Return the remembered :class:`Setting` for ``dataset``."""
+    models = get("models")
+    return Setting(
+        dataset=dataset,
+        split=get("split") or "test",
+        method=get("method") or "mm",
+        l=get("l"),
+        lam=get("lambda"),
+        models=tuple(models) if models else None,
+        image_model=get("image_model"),
+        text_model=get("text_model"),
+    )
+
+
+def url_params(s: Setting, norm: str | None = None) -> dict[str, str]:
+    """The query parameters that reproduce ``s``."""
+    out: dict[str, str] = {}
+    if s.dataset:
+        out["dataset"] = s.dataset
+    out["split"] = s.split
+    out["method"] = s.method
+    if s.method == "mm" and s.l is not None:
+        out["l"] = f"{s.l:g}"
+    if s.method == "lambda":
+        if s.lam is not None:
+            out["lambda"] = f"{s.lam:g}"
+        if s.image_model:
+            out["image_model"] = s.image_model
+        if s.text_model:
+            out["text_model"] = s.text_model
+    if s.models and s.method != "lambda":
+        out["models"] = ",".join(s.models)
+    if norm:
+        out["norm"] = norm
+    return out
+
+
+def sync_url(s: Setting, norm: str | None = None) -> None:
+    """Write the setting into ``st.query_params`` (only when it changed)."""
+    want = url_params(s, norm)
+    have = {k: st.query_params.get(k) for k in _KEYS if k in st.query_params}
+    if have != want:
+        st.query_params.from_dict(want)

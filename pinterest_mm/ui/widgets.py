@@ -1,0 +1,182 @@
+"""Page scaffolding and small widgets: the sidebar, messages, galleries, downloads."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from . import data, state
+from ..store import StoreError
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class Page:
+    """What a page needs: the store, dataset, its cache version and the view setting."""
+
+    dataset: str
+    ver: str
+    setting: state.Setting
+
+    @property
+    def out(self):
+        """The dataset's :class:`~pinterest_mm.outputs.Outputs` (cached)."""
+        return data.outputs(self.dataset, self.ver)
+
+
+def escape_md(text: str, limit: int = 300) -> str:
+    """Text shown as-is inside markdown: special characters escaped, length bounded."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+
+
+def empty_store(root) -> None:
+    """Explain how to import a dataset (shown instead of an error on an empty store)."""
+    st.info(f"No dataset has been imported into the store at `{root}` yet.")
+    st.markdown("Import the embedded demo (and build its models), or your own pins, then reload:")
+    st.code(
+        "pinterest-mm demo                                   # demo data + models\n"
+        "pinterest-mm import manifest.csv --name mypins      # your pins (see README: manifest)\n"
+        "pinterest-mm build mypins                           # features -> classifiers -> probabilities\n"
+        "streamlit run app.py --server.fileWatcherType none",
+        language="bash",
+    )
+    st.caption("The store folder is `$PINTEREST_MM_HOME` (default `artifacts/`).")
+
+
+def page(title: str, *, need_models: bool = True, split_choice: bool = True) -> Page:
+    """Draw the title and sidebar; return the :class:`Page` or stop with a helpful message."""
+    state.init_state()
+    st.title(title)
+    try:
+        names = data.dataset_names()
+    except StoreError as exc:
+        st.error(str(exc))
+        st.stop()
+    if not names:
+        empty_store(data.store_root())
+        st.stop()
+    want = state.get("dataset")
+    if want not in names:
+        want = "demo" if "demo" in names else names[0]
+        state.put("dataset", want)
+    with st.sidebar:
+        st.header("View")
+        key = state.seed_widget("dataset", want)
+        if st.session_state[key] not in names:
+            st.session_state[key] = want
+        st.selectbox("Dataset", names, key=key, on_change=state.remember, args=("dataset",),
+                     help="Imported datasets in the store")
+        if split_choice:
+            key = state.seed_widget("split", state.get("split") or "test")
+            st.radio("Split", state.SPLITS, key=key, horizontal=True, on_change=state.remember,
+                     args=("split",), format_func=lambda s: {"test": "test", "val": "validation"}[s],
+                     help="Settings are always chosen on validation; test is only scored.")
+    if state.get("method") not in data.fusion_methods():
+        state.put("method", "mm")
+    dataset = state.get("dataset")
+    ver = data.version(dataset)
+    setting = state.current(dataset)
+    with st.sidebar:
+        st.caption(f"Store: `{data.store_root()}`")
+        st.caption(f"Cache version: `{ver[:40]}`")
+    if need_models and not data.models_table(dataset, ver).shape[0]:
+        st.caption(setting.describe())
+        st.warning(f"No model has been built for dataset **{dataset}** yet.")
+        st.code(f"pinterest-mm build {dataset}", language="bash")
+        state.sync_url(setting)
+        st.stop()
+    state.sync_url(setting, state.get("norm"))
+    return Page(dataset, ver, setting)
+
+
+def setting_caption(s: state.Setting) -> None:
+    """State which dataset, split and fusion setting the page shows."""
+    st.caption(s.describe())
+
+
+def safe_csv(df: pd.DataFrame) -> bytes:
+    """CSV bytes with spreadsheet-formula cells neutralized (prefixed with a quote)."""
+
+    def guard(v):
+        if isinstance(v, str) and v.startswith(_FORMULA_START):
+            return "'" + v
+        return v
+
+    clean = df.copy()
+    clean.columns = [guard(str(c)) for c in clean.columns]
+    for c in clean.columns:
+        if pd.api.types.is_object_dtype(clean[c]) or pd.api.types.is_string_dtype(clean[c]):
+            clean[c] = clean[c].map(guard)
+    if pd.api.types.is_object_dtype(clean.index) or pd.api.types.is_string_dtype(clean.index):
+        clean.index = clean.index.map(guard)
+    buf = io.StringIO()
+    clean.to_csv(buf, index=not isinstance(clean.index, pd.RangeIndex))
+    return buf.getvalue().encode()
+
+
+def to_json_bytes(obj) -> bytes:
+    """Pretty JSON bytes (numpy values converted)."""
+
+    def default(x):
+        if isinstance(x, np.integer):
+            return int(x)
+        if isinstance(x, np.floating):
+            return float(x)
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+        return str(x)
+
+    return json.dumps(obj, indent=2, default=default).encode()
+
+
+def pin_cards(
+    pins: pd.DataFrame,
+    *,
+    ncols: int = 4,
+    extra: dict | None = None,
+    max_pins: int = 24,
+    text_chars: int = 160,
+) -> None:
+    """Pins as thumbnails with their description and class.
+
+    Args:
+        pins: Rows with ``image``, ``description``, ``category`` (and ``pin_id``).
+        extra: pin_id -> list of extra plain lines shown under the pin.
+    """
+    pins = pins.head(max_pins)
+    if pins.empty:
+        st.caption("No pins.")
+        return
+    cols = st.columns(ncols)
+    for i, (_, row) in enumerate(pins.iterrows()):
+        with cols[i % ncols]:
+            img = data.thumbnail(str(row["image"]))
+            if img is not None:
+                st.image(img, width="stretch")
+            else:
+                st.caption("(image unavailable)")
+            st.markdown(f"**{escape_md(row['category'], 40)}** · {escape_md(row['pin_id'], 30)}")
+            st.caption(escape_md(row["description"], text_chars))
+            for line in (extra or {}).get(row["pin_id"], []):
+                st.caption(escape_md(line, 200))
+
+
+def model_multiselect(label: str, options: Sequence[str], default: Sequence[str], key: str,
+                      help: str | None = None) -> list[str]:
+    """A remembered multiselect of model names (setting key ``key``)."""
+    current = [m for m in (state.get(key) or default) if m in options] or list(default)
+    wkey = state.seed_widget(key, current)
+    st.session_state[wkey] = [m for m in st.session_state[wkey] if m in options] or list(default)
+    return st.multiselect(label, list(options), key=wkey, help=help)

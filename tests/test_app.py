@@ -1,0 +1,350 @@
+"""The Streamlit lab through ``streamlit.testing.v1.AppTest``: every page, the live sliders,
+URL state, drill-down, downloads, uploads and the empty-store path."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from app_fixtures import DATASET, REAL_DATASET, make_test_cache, shared_cache
+
+streamlit_testing = pytest.importorskip("streamlit.testing.v1")
+AppTest = streamlit_testing.AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = {
+    "overview": "pages/1_overview.py",
+    "models": "pages/2_models.py",
+    "fusion": "pages/3_fusion_lab.py",
+    "compare": "pages/4_compare.py",
+    "users": "pages/5_users.py",
+    "predict": "pages/6_predict.py",
+}
+
+
+@pytest.fixture(scope="module")
+def app_home(tmp_path_factory):
+    """A store with the tiny dataset and six synthetic models; PINTEREST_MM_HOME points at it."""
+    root = tmp_path_factory.mktemp("app") / "home"
+    make_test_cache(root)
+    old = os.environ.get("PINTEREST_MM_HOME")
+    os.environ["PINTEREST_MM_HOME"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("PINTEREST_MM_HOME", None)
+    else:
+        os.environ["PINTEREST_MM_HOME"] = old
+
+
+def page(name: str, query: dict | None = None, timeout: float = 90) -> AppTest:
+    """Run one page file (it draws its own sidebar) and return the AppTest."""
+    at = AppTest.from_file(str(REPO / PAGES[name]), default_timeout=timeout)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+def captions(at: AppTest) -> str:
+    """All captions, markdown escapes removed."""
+    return "\n".join(str(c.value) for c in at.caption).replace("\\", "")
+
+
+def metric(at: AppTest, label_start: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label_start))
+
+
+def figure(at: AppTest, index: int) -> dict:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+# ----------------------------------------------------------------------------- every page
+@pytest.mark.parametrize(
+    "name, n_charts, text",
+    [
+        ("overview", 2, "Import report"),
+        ("models", 4, "Top-k accuracy by family"),
+        ("fusion", 4, "Pins in a cell"),
+        ("compare", 4, "Significance vs the best single model"),
+        ("users", 2, "Best predicted users"),
+        ("predict", 0, "Description"),
+    ],
+)
+def test_every_page_runs(app_home, name, n_charts, text):
+    """Check each page runs without exception, names its dataset and draws its elements."""
+    at = page(name)
+    no_exception(at)
+    assert at.title[0].value
+    assert f"**{DATASET}**" in captions(at)
+    assert len(at.get("plotly_chart")) >= n_charts
+    shown = " ".join(str(e.value) for kind in ("markdown", "subheader", "caption") for e in at.get(kind))
+    shown += " ".join(w.label for w in at.get("text_area"))
+    assert text in shown
+
+
+def test_app_entry_point_runs_navigation(app_home):
+    """Check app.py registers the pages and opens on the Overview."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    no_exception(at)
+    assert at.title[0].value == "Overview"
+
+
+def test_overview_shows_cleaning_and_gallery(app_home):
+    """Check the before/after charts, the import report and thumbnails."""
+    at = page("overview")
+    titles = [figure(at, i)["layout"]["title"]["text"] for i in range(len(at.get("plotly_chart")))]
+    assert any("before and after cleaning" in t for t in titles)
+    assert any("Fig. 3.6" in t for t in titles)
+    assert len(at.dataframe) >= 2
+    assert len(at.get("image")) >= 4
+    at.selectbox[1].set_value(at.selectbox[1].options[2]).run()  # another user
+    no_exception(at)
+
+
+# ----------------------------------------------------------------------------- fusion lab
+def test_l_slider_changes_accuracy_weights_and_url(app_home):
+    """Check moving the MM l slider re-weights, re-scores and lands in the URL."""
+    at = page("fusion")
+    at.slider(key="w_l").set_value(0.0).run()
+    no_exception(at)
+    w0 = figure(at, 2)  # top-k, weights: after the grid chart
+    acc0, topk0 = metric(at, "Fusion accuracy"), figure(at, 1)
+    at.slider(key="w_l").set_value(20.0).run()
+    no_exception(at)
+    assert at.query_params["l"] in ("20", ["20"])
+    assert figure(at, 2) != w0  # the weights changed
+    assert metric(at, "Fusion accuracy") != acc0 or figure(at, 1) != topk0
+
+
+def test_lambda_slider_and_method_switch(app_home):
+    """Check lambda fusion: the slider changes the fusion, the URL keeps the pair."""
+    at = page("fusion")
+    at.selectbox(key="w_method").set_value("lambda").run()
+    no_exception(at)
+    at.slider(key="w_lambda").set_value(1.0).run()
+    acc1 = metric(at, "Fusion accuracy")
+    at.slider(key="w_lambda").set_value(0.0).run()
+    no_exception(at)
+    assert at.query_params["method"] in ("lambda", ["lambda"])
+    assert at.query_params["lambda"] in ("0", ["0"])
+    assert "image_model" in at.query_params
+    assert acc1 and metric(at, "Fusion accuracy")
+    at.selectbox(key="w_method").set_value("equal").run()
+    no_exception(at)
+    assert "settings chosen on validation" in captions(at)
+
+
+def test_url_reopens_the_same_view(app_home):
+    """Check a copied link (query parameters) restores method, lambda, split and models."""
+    at = page("fusion", {"dataset": DATASET, "method": "mm", "l": "3.5", "split": "val",
+                         "models": "synth-img-a,synth-bert"})
+    no_exception(at)
+    assert at.slider(key="w_l").value == 3.5
+    assert at.multiselect[0].value == ["synth-img-a", "synth-bert"]
+    assert "split **val**" in captions(at)
+    at = page("fusion", {"method": "lambda", "lambda": "0.3", "l": "garbage"})
+    no_exception(at)
+    assert at.slider(key="w_lambda").value == 0.3
+
+
+def test_confusion_cell_drill_down_with_selectboxes(app_home):
+    """Check choosing a (true, predicted) cell lists those pins with votes."""
+    at = page("fusion")
+    at.radio(key="w_norm").set_value("none").run()
+    at.selectbox(key="w_cell_true").set_value("Animals").run()
+    at.selectbox(key="w_cell_pred").set_value("Animals").run()
+    no_exception(at)
+    text = captions(at)
+    assert "are of class Animals and predicted Animals" in text
+    assert "fused:" in text and "synth-bert:" in text
+
+
+def test_learned_method_is_behind_a_button(app_home):
+    """Check a learned method waits for its button and then reports or runs cleanly."""
+    at = page("fusion")
+    at.selectbox(key="w_method").set_value("stacking").run()
+    no_exception(at)
+    buttons = [b for b in at.button if b.label.startswith("Fit")]
+    assert buttons
+    buttons[0].click().run()
+    no_exception(at)
+
+
+# ----------------------------------------------------------------------------- compare
+def test_compare_buttons_and_downloads(app_home):
+    """Check learned fusions and the thesis tables run on demand; CSV/JSON downloads exist."""
+    at = page("compare")
+    no_exception(at)
+    assert len(at.get("download_button")) == 3
+    at.button[0].click().run()  # the learned fusions
+    no_exception(at)
+    thesis = [b for b in at.button if b.label.startswith("Reproduce")]
+    if thesis:
+        thesis[0].click().run()
+        no_exception(at)
+        assert any("claim" in str(df.value.columns.tolist()) for df in at.dataframe)
+
+
+def test_safe_csv_neutralizes_formulas():
+    """Check CSV cells starting with = + - @ are prefixed with a quote."""
+    from pinterest_mm.ui.widgets import safe_csv
+
+    df = pd.DataFrame({"a": ["=1+1", "+cmd", "-2", "@SUM(A1)", "fine"], "b": [1, -2, 3, 4, 5]})
+    text = safe_csv(df).decode()
+    rows = pd.read_csv(io.StringIO(text))
+    assert rows["a"].tolist() == ["'=1+1", "'+cmd", "'-2", "'@SUM(A1)", "fine"]
+    assert rows["b"].tolist() == [1, -2, 3, 4, 5]
+
+
+# ----------------------------------------------------------------------------- users
+def test_users_page_profiles(app_home):
+    """Check user metrics, the profile chart and another user's pins."""
+    at = page("users")
+    no_exception(at)
+    assert metric(at, "Users")
+    users = at.selectbox[-1].options
+    at.selectbox[-1].set_value(users[-1]).run()
+    no_exception(at)
+    assert any("true vs predicted" in figure(at, i)["layout"]["title"]["text"]
+               for i in range(len(at.get("plotly_chart"))))
+    next(r for r in at.radio if r.label == "Predicted profile").set_value("top1").run()
+    no_exception(at)
+
+
+# ----------------------------------------------------------------------------- predict
+def _png(mode="RGB", size=(64, 64), fmt="PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 120 if mode in ("L", "CMYK") else (200, 40, 40)).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _animated() -> bytes:
+    buf = io.BytesIO()
+    frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:])
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, ok, message",
+    [
+        ("empty.png", b"", False, "empty"),
+        ("text.png", b"this is not an image at all", False, "not an image"),
+        ("trunc.png", _png(size=(200, 200))[:300], False, "corrupt or truncated"),
+        ("cmyk.jpg", _png("CMYK", fmt="JPEG"), True, ""),
+        ("anim.webp", _animated(), True, ""),
+        ("pal.png", _png("P"), True, ""),
+        ("gif.png", _png(fmt="GIF"), False, "Unsupported image format"),
+    ],
+)
+def test_read_image_handles_bad_uploads(name, content, ok, message):
+    """Check bad uploads give a clear message and odd but valid ones an RGB image."""
+    from pinterest_mm.ui.predict import read_image
+
+    up = read_image(content)
+    assert (up.image is not None) == ok
+    assert message in up.message
+    if ok:
+        assert up.image.mode == "RGB"
+
+
+def test_read_image_refuses_huge_files():
+    """Check the byte and pixel limits."""
+    from pinterest_mm.ui.predict import read_image
+
+    assert "too large" in read_image(_png(), max_bytes=100).message
+    assert "too large" in read_image(_png(size=(300, 300)), max_pixels=10_000).message
+
+
+@pytest.mark.parametrize(
+    "upload, text",
+    [
+        (("x.png", b"", "image/png"), ""),
+        (("x.png", b"GIF89a garbage", "image/png"), ""),
+        (None, "x" * 50_000),
+        (None, "🍕🎉 ünïcödé 日本語のレシピ ="),
+        (("x.webp", _animated(), "image/webp"), "<script>alert(1)</script> **bold**"),
+    ],
+)
+def test_predict_page_never_shows_a_traceback(app_home, upload, text):
+    """Check odd uploads and texts give a message or a prediction, never an exception."""
+    at = AppTest.from_file(str(REPO / PAGES["predict"]), default_timeout=90).run()
+    if upload is not None:
+        at.file_uploader[0].set_value(upload)
+    if text:
+        at.text_area(key="pred_text").input(text)
+    at.run()
+    no_exception(at)
+    assert at.error or at.warning or at.info or at.success
+
+
+@pytest.fixture(scope="module")
+def real_home(tmp_path_factory):
+    """The synthetic store plus ``tiny-real`` with three real, quickly built models (~30 s)."""
+    root, has_real = shared_cache(tmp_path_factory)
+    if not has_real:
+        pytest.skip("real models cannot be built here")
+    old = os.environ.get("PINTEREST_MM_HOME")
+    os.environ["PINTEREST_MM_HOME"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("PINTEREST_MM_HOME", None)
+    else:
+        os.environ["PINTEREST_MM_HOME"] = old
+
+
+@pytest.mark.slow
+def test_predict_with_real_models(real_home):
+    """Check an uploaded pin gets each model's vote and a fused prediction; text alone too."""
+    from conftest import TINY_CLASSES, draw_pin_image
+
+    color, shape, _ = TINY_CLASSES["Sports"]
+    buf = io.BytesIO()
+    draw_pin_image(color, shape, np.random.default_rng(1)).save(buf, "PNG")
+    at = AppTest.from_file(str(REPO / PAGES["predict"]), default_timeout=180)
+    at.query_params["dataset"] = REAL_DATASET
+    at.run()
+    at.file_uploader[0].set_value(("pin.png", buf.getvalue(), "image/png"))
+    at.run()
+    no_exception(at)
+    assert at.success and at.success[0].value.startswith("Fused prediction")
+    assert "effnet-lite0" in captions(at)
+    at.text_area(key="pred_text").input("football team match at the stadium").run()
+    no_exception(at)
+    assert "Weights used" in captions(at) and "glove-6b-50" in captions(at)
+    at.file_uploader[0].set_value(None)
+    at.run()
+    no_exception(at)
+    assert at.success  # text alone still predicts
+
+
+# ----------------------------------------------------------------------------- empty stores
+def test_empty_store_shows_how_to_import(tmp_path, monkeypatch):
+    """Check an empty store explains the import commands instead of failing."""
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tmp_path / "empty"))
+    for name in PAGES:
+        at = page(name)
+        no_exception(at)
+        assert at.info and "No dataset has been imported" in at.info[0].value
+        assert "pinterest-mm import" in at.code[0].value
+
+
+def test_dataset_without_models_shows_build_command(tiny_store, monkeypatch):
+    """Check model pages ask for a build when nothing is built; Overview still works."""
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tiny_store.root))
+    at = page("fusion")
+    no_exception(at)
+    assert "pinterest-mm build tiny" in at.code[0].value
+    at = page("overview")
+    no_exception(at)
+    assert len(at.get("plotly_chart")) >= 2
