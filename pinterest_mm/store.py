@@ -156,9 +156,10 @@ class Store:
 
     def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
         except duckdb.CatalogException:
             return
+        row = rows[0] if rows else None
         if row and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(
                 f"The store {self.path} has schema version {row[0]}, newer than this "
