@@ -181,6 +181,15 @@ def _claims(rep: dict) -> list[dict]:
                fx and (f"feature cross {fx['image']}+{fx['text']}", fx["test_accuracy"]),
                "needs image and word-embedding models with features"),
     ]
+    if mm and out[0]["holds"] is not None:
+        # The thesis's 11 models are all in MM's families; say how MM fares against the
+        # best of the models it fuses too, when the overall best single model is not one.
+        fused = [r for rows in rep["single_models"].values() for r in rows if r["model"] in set(mm["models"])]
+        best_fused = max(fused, key=lambda r: r["val_accuracy"], default=None)
+        if best_fused and bs and best_fused["model"] != bs["model"]:
+            verdict = "beats" if mm["test_accuracy"] > best_fused["test_accuracy"] else "does not beat"
+            out[0]["evidence"] += (f"; MM {verdict} the best model it fuses ({best_fused['model']}, "
+                                   f"test {best_fused['test_accuracy']:.4f})")
     if mm:
         t1, t2 = mm["test_topk"][0], mm["test_topk"][1]
         out.append({"claim": CLAIMS[3], "holds": bool(t2 - t1 > 0.10),
