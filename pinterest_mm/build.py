@@ -204,7 +204,7 @@ def build(
             results.append({"model": spec.name, "status": "unavailable", "seconds": 0.0, "message": str(exc)})
         except Exception as exc:  # one broken model must not stop the others
             print(f"{spec.name}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-            if progress:
+            if progress and not isinstance(exc, OSError):  # disk full, files gone: the message says it all
                 traceback.print_exc()
             results.append({"model": spec.name, "status": "failed", "seconds": 0.0,
                             "message": f"{type(exc).__name__}: {exc}"})

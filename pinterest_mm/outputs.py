@@ -92,7 +92,19 @@ def load_outputs(store: Store, dataset: str) -> Outputs:
 
     Returns:
         The :class:`Outputs`, with a feature loader reading the cached feature arrays.
+
+    The read is one consistent snapshot: a build or import that commits while it runs (the
+    app reads while builds write) makes it read again, so it never mixes two versions.
     """
+    for _ in range(20):
+        before = store.version(dataset)
+        out = _read_outputs(store, dataset)
+        if store.version(dataset) == before:
+            return out
+    return out
+
+
+def _read_outputs(store: Store, dataset: str) -> Outputs:
     classes = store.classes(dataset)
     pins = store.pins(dataset)
     y, pin_ids, rows = {}, {}, {}

