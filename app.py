@@ -1,29 +1,43 @@
-"""pinterest-mm lab: ``streamlit run app.py --server.fileWatcherType none``.
+"""pinterest-mm lab, the home page: ``streamlit run app.py``.
 
-Pages live in ``pages/`` and are registered here with ``st.navigation``; each page file also
-runs on its own (``AppTest.from_file("pages/3_fusion_lab.py")``). The store folder is
-``$PINTEREST_MM_HOME`` (default ``artifacts/``).
+The pages live in ``pages/`` (Streamlit's multipage folder: file ``3_Fusion_lab.py`` is the
+page "Fusion lab" at ``/Fusion_lab``). Every page runs on its own too
+(``AppTest.from_file("pages/3_Fusion_lab.py")``). The store folder is ``$PINTEREST_MM_HOME``
+(default ``artifacts/``).
 """
-
-from pathlib import Path
 
 import streamlit as st
 
-HERE = Path(__file__).resolve().parent
-PAGES = [  # (file, title, icon, url path)
-    ("pages/1_overview.py", "Overview", ":material/dataset:", "overview"),
-    ("pages/2_models.py", "Models", ":material/model_training:", "models"),
-    ("pages/3_fusion_lab.py", "Fusion lab", ":material/tune:", "fusion"),
-    ("pages/4_compare.py", "Compare", ":material/leaderboard:", "compare"),
-    ("pages/5_users.py", "Users", ":material/group:", "users"),
-    ("pages/6_predict.py", "Predict", ":material/image_search:", "predict"),
+from pinterest_mm.ui import data, widgets
+
+PAGES = [  # (file, what it shows)
+    ("pages/1_Overview.py", "dataset size, pins per category before and after cleaning, the import report, a gallery"),
+    ("pages/2_Models.py", "every model's accuracy, hyperparameters, build time, top-k curves by family, per-class F1"),
+    ("pages/3_Fusion_lab.py", "MM and lambda fusion live: sliders, top-k, weights, confusion matrix, the pins behind a cell"),
+    ("pages/4_Compare.py", "every fusion method side by side, significance, agreement, calibration, the thesis's claims"),
+    ("pages/5_Users.py", "each user's true vs predicted interest profile, best and worst predicted users"),
+    ("pages/6_Predict.py", "drop in a pin image and/or a description: each model's vote and the fused prediction"),
 ]
 
-st.set_page_config(page_title="pinterest-mm lab", page_icon=":material/interests:", layout="wide")
-nav = st.navigation(
-    [
-        st.Page(str(HERE / path), title=title, icon=icon, url_path=url, default=(i == 0))
-        for i, (path, title, icon, url) in enumerate(PAGES)
-    ]
+pg = widgets.page("pinterest-mm lab", need_models=False, split_choice=False)
+st.markdown(
+    "Predict users' interests from multimodal pins (an image plus its text): the thesis's "
+    "**Mix-Modality** late fusion and more, computed from every model's cached probabilities."
 )
-nav.run()
+info = data.dataset_info(pg.dataset, pg.ver)
+models = data.models_table(pg.dataset, pg.ver)
+split = info["split_counts"]
+cols = st.columns(4)
+cols[0].metric("Pins", f"{int(info['n_pins']):,}")
+cols[1].metric("Classes", int(info["n_classes"]))
+cols[2].metric("Users", f"{int(info['n_users']):,}")
+cols[3].metric("Models built", len(models))
+st.caption(f"Dataset **{pg.dataset}** · train / val / test = {split.get('train', 0)} / "
+           f"{split.get('val', 0)} / {split.get('test', 0)} pins")
+if models.empty:
+    st.warning(f"No model has been built for **{pg.dataset}** yet.")
+    st.code(f"pinterest-mm build {pg.dataset}", language="bash")
+
+st.subheader("Pages")
+for path, what in PAGES:
+    st.page_link(path, label=f"**{path.split('_', 1)[1][:-3].replace('_', ' ')}**: {what}")

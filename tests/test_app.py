@@ -20,12 +20,12 @@ AppTest = streamlit_testing.AppTest
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = {
-    "overview": "pages/1_overview.py",
-    "models": "pages/2_models.py",
-    "fusion": "pages/3_fusion_lab.py",
-    "compare": "pages/4_compare.py",
-    "users": "pages/5_users.py",
-    "predict": "pages/6_predict.py",
+    "overview": "pages/1_Overview.py",
+    "models": "pages/2_Models.py",
+    "fusion": "pages/3_Fusion_lab.py",
+    "compare": "pages/4_Compare.py",
+    "users": "pages/5_Users.py",
+    "predict": "pages/6_Predict.py",
 }
 
 
@@ -92,11 +92,15 @@ def test_every_page_runs(app_home, name, n_charts, text):
     assert text in shown
 
 
-def test_app_entry_point_runs_navigation(app_home):
-    """Check app.py registers the pages and opens on the Overview."""
+def test_app_home_page_summarizes_and_links_every_page(app_home):
+    """Check app.py shows the dataset's figures and a link to each page."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     no_exception(at)
-    assert at.title[0].value == "Overview"
+    assert at.title[0].value == "pinterest-mm lab"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Classes"] == "6" and int(metrics["Models built"]) > 0
+    links = at.get("page_link")
+    assert len(links) == len(PAGES)
 
 
 def test_overview_shows_cleaning_and_gallery(app_home):

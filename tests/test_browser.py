@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("PMM_CHROMIUM", "/usr/bin/chromium")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run"]
-PAGES = ["overview", "models", "fusion", "compare", "users", "predict"]
+PAGES = ["Overview", "Models", "Fusion_lab", "Compare", "Users", "Predict"]
 
 
 def _free_port() -> int:
@@ -131,17 +131,17 @@ def test_every_page_slider_and_upload(server, browser, shots, tmp_path):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
     page = ctx.new_page()
     for name in PAGES:
-        page.goto(f"{url}/{name}?dataset={DATASET}" if name != "overview" else f"{url}/?dataset={DATASET}")
+        page.goto(f"{url}/{name}?dataset={DATASET}")
         page.get_by_role("heading", level=1).first.wait_for(timeout=60_000)
         _settle(page)
         _no_exception(page)
-        if name not in ("predict",):
+        if name != "Predict":
             page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
         assert DATASET in page.inner_text("body")
         shots(page, f"{PAGES.index(name) + 1}_{name}")
 
     # the live l slider
-    page.goto(f"{url}/fusion?dataset={DATASET}&method=mm&l=0")
+    page.goto(f"{url}/Fusion_lab?dataset={DATASET}&method=mm&l=0")
     _settle(page)
     acc = page.locator('[data-testid="stMetricValue"]').first
     before = acc.inner_text()
@@ -182,7 +182,7 @@ def test_every_page_slider_and_upload(server, browser, shots, tmp_path):
     color, shape, _ = TINY_CLASSES["Gardening"]
     img = tmp_path / "pin.png"
     draw_pin_image(color, shape, np.random.default_rng(3)).save(img)
-    page.goto(f"{url}/predict?dataset={REAL_DATASET}")
+    page.goto(f"{url}/Predict?dataset={REAL_DATASET}")
     _settle(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(img))
     _settle(page, 180_000)

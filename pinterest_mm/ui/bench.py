@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     res: dict = {"slider_ms_thesis_scale": bench_slider()}
     if a.pages:
         res["page_first_load_warm_ms"] = bench_pages([
-            "pages/1_overview.py", "pages/2_models.py", "pages/3_fusion_lab.py",
-            "pages/4_compare.py", "pages/5_users.py", "pages/6_predict.py"])
+            "pages/1_Overview.py", "pages/2_Models.py", "pages/3_Fusion_lab.py",
+            "pages/4_Compare.py", "pages/5_Users.py", "pages/6_Predict.py"])
     if a.predict:
         res.update(bench_predict(a.predict))
     print(json.dumps(res, indent=2))

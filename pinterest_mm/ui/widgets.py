@@ -57,6 +57,7 @@ def empty_store(root) -> None:
 
 def page(title: str, *, need_models: bool = True, split_choice: bool = True) -> Page:
     """Draw the title and sidebar; return the :class:`Page` or stop with a helpful message."""
+    st.set_page_config(page_title=f"{title} · pinterest-mm", layout="wide")
     state.init_state()
     st.title(title)
     try:

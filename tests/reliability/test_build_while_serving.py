@@ -50,7 +50,7 @@ def test_app_keeps_serving_during_a_build(tmp_path, monkeypatch):
             if not seen or seen[-1] != sorted(names):
                 seen.append(sorted(names))
             if reads % 5 == 0:  # the Models page through Streamlit's loaders
-                at = AppTest.from_file(str(REPO / "pages/2_models.py"), default_timeout=60)
+                at = AppTest.from_file(str(REPO / "pages/2_Models.py"), default_timeout=60)
                 at.query_params["dataset"] = "tiny"
                 at.run()
                 page_runs += 1
@@ -64,7 +64,7 @@ def test_app_keeps_serving_during_a_build(tmp_path, monkeypatch):
     assert proc.returncode == 0, err
     assert not errors, errors
     assert "locked" not in err
-    at = AppTest.from_file(str(REPO / "pages/2_models.py"), default_timeout=60)
+    at = AppTest.from_file(str(REPO / "pages/2_Models.py"), default_timeout=60)
     at.query_params["dataset"] = "tiny"
     at.run()
     assert not at.exception

@@ -217,8 +217,8 @@ def test_app_shows_html_and_sql_as_text(hostile_home, monkeypatch):
     from the data is only shown escaped (markdown) or as plain text, never as HTML."""
     root, html_cat, sql = hostile_home
     monkeypatch.setenv("PINTEREST_MM_HOME", str(root))
-    for script, query in [("pages/1_overview.py", {}), ("pages/5_users.py", {"user": sql}),
-                          ("pages/3_fusion_lab.py", {}), ("pages/6_predict.py", {})]:
+    for script, query in [("pages/1_Overview.py", {}), ("pages/5_Users.py", {"user": sql}),
+                          ("pages/3_Fusion_lab.py", {}), ("pages/6_Predict.py", {})]:
         at = AppTest.from_file(str(REPO / script), default_timeout=90)
         at.query_params["dataset"] = "hostile"
         for k, v in query.items():
@@ -308,4 +308,4 @@ def test_upload_limits_agree():
     cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["maxUploadSize"] * 1024 * 1024 >= predict.MAX_UPLOAD_BYTES
     assert cfg["server"]["maxUploadSize"] <= 20
-    assert "max_upload_size=20" in (REPO / "pages" / "6_predict.py").read_text()
+    assert "max_upload_size=20" in (REPO / "pages" / "6_Predict.py").read_text()

@@ -80,14 +80,14 @@ class Researcher:
         return r
 
     def open_fusion(self) -> None:
-        r = self.goto("fusion", DATASET, f"dataset={DATASET}&method=mm&l={self.l:g}")
-        self._check(r, "fusion")
+        r = self.goto("Fusion_lab", DATASET, f"dataset={DATASET}&method=mm&l={self.l:g}")
+        self._check(r, "Fusion_lab")
         assert f"l={self.l:g}&" in r.query_string, r.query_string
         self.query, self.slider = r.query_string, r.widgets[L_LABEL]
 
     def move_slider(self) -> None:
         want = self.l + 0.25 if self.l < 19.5 else 0.25
-        r = self.client.run(self.query, "fusion", [(self.slider[0], "double_array", [want])], self.slider[1])
+        r = self.client.run(self.query, "Fusion_lab", [(self.slider[0], "double_array", [want])], self.slider[1])
         self._check(r, "slider")
         self.slider_s.append(r.seconds)
         # its own value, never another session's
@@ -96,7 +96,7 @@ class Researcher:
 
     def predict(self) -> None:
         token = f"session{self.idx}marker"
-        r = self.goto("predict", REAL_DATASET, self.query)
+        r = self.goto("Predict", REAL_DATASET, self.query)
         self._check(r, "predict page")
         state = self.client.upload(f"pin{self.idx}.png", _pin_png(self.idx))
         r = self.client.run(r.query_string, "predict", [
@@ -209,7 +209,7 @@ def test_models_are_loaded_once_for_all_sessions(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("PINTEREST_MM_HOME", str(root))
     data.predictor.clear()
     for i in range(3):
-        at = AppTest.from_file(str(REPO / "pages/6_predict.py"), default_timeout=120)
+        at = AppTest.from_file(str(REPO / "pages/6_Predict.py"), default_timeout=120)
         at.query_params["dataset"] = REAL_DATASET
         at.run()
         at.file_uploader[0].set_value((f"pin{i}.png", _pin_png(i), "image/png"))

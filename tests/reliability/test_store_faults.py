@@ -105,13 +105,13 @@ def test_store_waits_for_a_lock_that_goes_away(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the app
-def _page(root: Path, monkeypatch, script: str = "pages/1_overview.py") -> AppTest:
+def _page(root: Path, monkeypatch, script: str = "pages/1_Overview.py") -> AppTest:
     monkeypatch.setenv("PINTEREST_MM_HOME", str(root))
     return AppTest.from_file(str(REPO / script), default_timeout=60).run()
 
 
 @pytest.mark.parametrize("kind", list(BAD))
-@pytest.mark.parametrize("script", ["pages/1_overview.py", "pages/3_fusion_lab.py", "app.py"])
+@pytest.mark.parametrize("script", ["pages/1_Overview.py", "pages/3_Fusion_lab.py", "app.py"])
 def test_app_on_a_bad_store_shows_the_message(kind, script, tmp_path, tiny_store, monkeypatch):
     """Check every entry point shows the store's message on the page, no exception."""
     make, expect = BAD[kind]
@@ -125,7 +125,7 @@ def test_app_on_a_bad_store_shows_the_message(kind, script, tmp_path, tiny_store
 def test_app_on_a_locked_store_shows_the_message(lock_holder, monkeypatch):
     """Check the app (read-only) says the store is locked and to reload, no exception."""
     monkeypatch.setenv("PINTEREST_MM_LOCK_TIMEOUT", "1")
-    at = _page(lock_holder, monkeypatch, "pages/2_models.py")
+    at = _page(lock_holder, monkeypatch, "pages/2_Models.py")
     assert not at.exception, [e.message for e in at.exception]
     errors = " ".join(e.value for e in at.error)
     assert "locked by another process" in errors and "reload" in errors
