@@ -99,7 +99,7 @@ class Researcher:
         r = self.goto("Predict", REAL_DATASET, self.query)
         self._check(r, "predict page")
         state = self.client.upload(f"pin{self.idx}.png", _pin_png(self.idx))
-        r = self.client.run(r.query_string, "predict", [
+        r = self.client.run(r.query_string, "Predict", [
             (r.widgets["Dataset"][0], "string", REAL_DATASET), (r.widgets[UPLOAD_LABEL][0], "file", state),
             (r.widgets["Description"][0], "string", f"tulip seeds garden soil {token}")])
         self._check(r, "predict")
