@@ -37,6 +37,9 @@ best_acc = float(data.topk_curves(ds, ver, split)[best][0])
 st.plotly_chart(charts.method_bars(table, f"Fusion methods, settings chosen on validation (Fig. 4.4)",
                                    ref=out.models[best].test_accuracy), key="methods")
 st.subheader(f"Significance vs the best single model ({best}) on {split}")
+st.caption(f"The best single model is the built model with the best validation accuracy "
+           f"({best}, family {out.models[best].family.replace('_', ' ')}); the `best_single` "
+           "method row picks among the models the fusions use (the thesis selection).")
 st.dataframe(
     table, hide_index=True,
     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
