@@ -12,10 +12,17 @@ Run as a script to make a cache for manual runs and benchmarks::
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -24,6 +31,7 @@ from conftest import TINY_CONFIG, make_tiny_manifest  # noqa: E402
 from pinterest_mm.data.importer import import_manifest  # noqa: E402
 from pinterest_mm.store import Store  # noqa: E402
 
+APP_REPO = Path(__file__).resolve().parents[1]
 DATASET = "tiny"
 REAL_DATASET = "tiny-real"
 REAL_MODELS = ["effnet-lite0", "glove-6b-50", "tfidf-lr"]
@@ -145,3 +153,54 @@ if __name__ == "__main__":
     if a.real:
         print("real models:", add_real_models(s, Path(a.root).parent / (Path(a.root).name + "-data") / "manifest.csv"))
     print(s.models(DATASET)[["model", "family", "val_accuracy", "test_accuracy"]])
+
+
+# ----------------------------------------------------------------------------- a live server
+def cli_env(home: Path, **extra: str) -> dict:
+    """The environment of a CLI or server subprocess on the store ``home``."""
+    env = dict(os.environ, PINTEREST_MM_HOME=str(home), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false",
+               PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(home: Path, log_path: Path, *extra_args: str):
+    """``streamlit run app.py`` on a free loopback port; yields (url, Popen)."""
+    port = free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP_REPO / "app.py"), "--server.port", str(port),
+         "--server.headless", "true", "--server.fileWatcherType", "none",
+         "--server.address", "127.0.0.1", *extra_args],
+        cwd=APP_REPO, env=cli_env(home), stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited early; see {log_path}")
+            if time.time() > deadline:
+                pytest.fail("streamlit did not become healthy in 60 s")
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()

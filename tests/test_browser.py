@@ -9,20 +9,14 @@ environment variable ``PMM_SCREENSHOTS`` is set. Skips cleanly without Chromium 
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app_fixtures import DATASET, REAL_DATASET, shared_cache
+from app_fixtures import DATASET, REAL_DATASET, shared_cache, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -31,12 +25,6 @@ CHROMIUM = os.environ.get("PMM_CHROMIUM", "/usr/bin/chromium")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run"]
 PAGES = ["Overview", "Models", "Fusion_lab", "Compare", "Users", "Predict"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,36 +47,8 @@ def browser():
 def server(tmp_path_factory):
     """``streamlit run app.py`` on a free port against a test cache; yields (url, has_real)."""
     root, has_real = shared_cache(tmp_path_factory)
-    port = _free_port()
-    env = dict(os.environ, PINTEREST_MM_HOME=str(root), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.fileWatcherType", "none",
-         "--server.address", "127.0.0.1"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited early; see {log.name}")
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy in 60 s")
-    yield url, has_real
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with streamlit_server(root, tmp_path_factory.mktemp("log") / "streamlit.log") as (url, _proc):
+        yield url, has_real
 
 
 @pytest.fixture
