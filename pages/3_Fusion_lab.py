@@ -162,6 +162,20 @@ def show(fused: np.ndarray, ev_acc: float, topk: np.ndarray, weights: dict | Non
 
 
 # ----------------------------------------------------------------------------- live views
+def knob_slider(name: str, label: str, lo: float, hi: float, step: float, chosen: float) -> float:
+    """A live slider for the fusion knob ``name`` (l or lambda), with a reset to the value
+    chosen on validation; the value is kept in the state (None while it equals ``chosen``)."""
+    key = state.seed_widget(name, state.get(name) if state.get(name) is not None else chosen)
+    c1, c2 = st.columns([4, 1])
+    value = c1.slider(label, lo, hi, key=key, step=step, on_change=state.remember, args=(name,))
+    if c2.button(f"Use {name} chosen on validation", help=f"{name} = {chosen:g}"):
+        st.session_state.pop(f"w_{name}", None)
+        state.put(name, None)
+        st.rerun(scope="fragment")
+    state.put(name, None if value == chosen and state.get(name) is None else value)
+    return value
+
+
 @st.fragment
 def live_mm(models: list[str]) -> None:
     """MM with a live l slider."""
@@ -169,15 +183,7 @@ def live_mm(models: list[str]) -> None:
     chosen_l = float(res.chosen.get("l", 1.0))
     accs = np.array([out.models[m].val_accuracy if m not in res.chosen.get("val_accuracies", {})
                      else res.chosen["val_accuracies"][m] for m in models])
-    key = state.seed_widget("l", state.get("l") if state.get("l") is not None else chosen_l)
-    c1, c2 = st.columns([4, 1])
-    l = c1.slider("l (MM weights = softmax(validation accuracy × l))", 0.0, 20.0, key=key, step=0.25,
-                  on_change=state.remember, args=("l",))
-    if c2.button("Use l chosen on validation", help=f"l = {chosen_l:g}"):
-        st.session_state.pop("w_l", None)
-        state.put("l", None)
-        st.rerun(scope="fragment")
-    state.put("l", None if l == chosen_l and state.get("l") is None else l)
+    l = knob_slider("l", "l (MM weights = softmax(validation accuracy × l))", 0.0, 20.0, 0.25, chosen_l)
     st.caption(f"★ l = {chosen_l:g} was chosen on validation from the grid "
                f"{[g['setting']['l'] for g in res.grid]}" + (" (current)" if l == chosen_l else ""))
     state.sync_url(state.current(ds), state.get("norm"))
@@ -198,15 +204,7 @@ def live_lambda(models: list[str]) -> None:
     """Lambda fusion with a live lambda slider."""
     res = result_for(models)
     chosen = float(res.chosen.get("lambda", 0.5))
-    key = state.seed_widget("lambda", state.get("lambda") if state.get("lambda") is not None else chosen)
-    c1, c2 = st.columns([4, 1])
-    lam = c1.slider("lambda (weight of the image model)", 0.0, 1.0, key=key, step=0.05,
-                    on_change=state.remember, args=("lambda",))
-    if c2.button("Use lambda chosen on validation", help=f"lambda = {chosen:g}"):
-        st.session_state.pop("w_lambda", None)
-        state.put("lambda", None)
-        st.rerun(scope="fragment")
-    state.put("lambda", None if lam == chosen and state.get("lambda") is None else lam)
+    lam = knob_slider("lambda", "lambda (weight of the image model)", 0.0, 1.0, 0.05, chosen)
     st.caption(f"★ lambda = {chosen:g} was chosen on validation" + (" (current)" if lam == chosen else ""))
     state.sync_url(state.current(ds), state.get("norm"))
     widgets.setting_caption(state.current(ds))

@@ -265,7 +265,11 @@ __all__ = [
 @st.cache_data(max_entries=8, show_spinner=False)
 def category_counts(dataset: str, ver: str) -> pd.DataFrame:
     """Distinct pins per category before (every manifest row) and after cleaning (kept)."""
-    rows = manifest_rows(dataset, ver)
+    return _before_after_by_category(manifest_rows(dataset, ver))
+
+
+def _before_after_by_category(rows: pd.DataFrame) -> pd.DataFrame:
+    """Distinct pins per category among ``rows`` (before) and among the kept ones (after)."""
     before = rows.groupby("category", dropna=False)["pin_id"].nunique()
     after = rows[rows["status"] == "kept"].groupby("category")["pin_id"].nunique()
     df = pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
@@ -288,12 +292,7 @@ def user_table(dataset: str, ver: str) -> pd.DataFrame:
 def user_category_counts(dataset: str, ver: str, user: str) -> pd.DataFrame:
     """One user's distinct pins per category, before and after cleaning (thesis Fig. 3.6)."""
     rows = manifest_rows(dataset, ver)
-    rows = rows[rows["user_id"].astype(str) == str(user)]
-    before = rows.groupby("category", dropna=False)["pin_id"].nunique()
-    after = rows[rows["status"] == "kept"].groupby("category")["pin_id"].nunique()
-    df = pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
-    df.index = df.index.fillna("(empty)").astype(str)
-    return df.rename_axis("category").reset_index()
+    return _before_after_by_category(rows[rows["user_id"].astype(str) == str(user)])
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
