@@ -8,6 +8,8 @@ imports torch; :func:`predictor` imports the build module lazily (Predict page o
 
 from __future__ import annotations
 
+import atexit
+import gc
 import io
 import json
 from pathlib import Path
@@ -99,8 +101,13 @@ def outputs(dataset: str, ver: str) -> Outputs:
     return load_outputs(get_store(), dataset)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
 def pins_by_split(dataset: str, ver: str, split: str) -> pd.DataFrame:
-    """Pins of one split in ``split_row`` order (index = split_row)."""
+    """Pins of one split in ``split_row`` order (index = split_row).
+
+    Shared by every session without a copy (a slider move reads it): treat it as read-only,
+    select rows (``.loc``, ``.head``) to get a frame of your own.
+    """
     df = pins(dataset, ver)
     return df[df["split"] == split].sort_values("split_row").set_index("split_row", drop=False)
 
@@ -236,7 +243,23 @@ def predictor(dataset: str, ver: str, model: str):
     # lazy: imports the model code (torch) only on the Predict page
     from ..models import load_predictor
 
-    return load_predictor(get_store(), dataset, model)
+    pred = load_predictor(get_store(), dataset, model)
+    freeze_long_lived()
+    return pred
+
+
+def freeze_long_lived() -> None:
+    """Move every object alive now (libraries, loaded models) out of the garbage collector's
+    sight (``gc.freeze``). torch and a model add ~60k tracked objects: each automatic full
+    collection then walks them, ~100 ms holding the GIL that every session shares. Objects
+    created later are collected as usual; frozen ones are released at exit."""
+    gc.freeze()
+    if not _FROZEN:
+        _FROZEN.append(True)
+        atexit.register(gc.unfreeze)  # so exit-time cleanup sees them (no leak reports)
+
+
+_FROZEN: list[bool] = []
 
 
 def load_predictors(dataset: str, ver: str, models: list[str]) -> dict:

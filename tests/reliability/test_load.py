@@ -184,8 +184,9 @@ def test_ten_concurrent_sessions(tmp_path_factory, tmp_path):
     assert alive and "Traceback" not in log, log[-3000:]
     assert len(multi) >= SESSIONS * 3 and len(preds) >= SESSIONS // 2
     assert rss_after - rss_before < 300, (rss_before, rss_after)
-    # Target: 2x. Measured on 2 cores: 2.2-3.6x (one GIL serves every session; half of a
-    # slider update is building plotly figures).
+    # Target: 2x. Measured on 2 cores: 1.7x (single user 35 ms median; ten sessions 35 ms
+    # median, 68 ms p95), once Streamlit's post-run gc.collect(2) was switched off
+    # (.streamlit/config.toml) and the figures were built in one go (ui/charts.py).
     if P95_FACTOR:
         assert _p95(multi) <= float(P95_FACTOR) * single_p95, (_p95(multi), single_p95)
 
