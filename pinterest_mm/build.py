@@ -13,7 +13,6 @@ A model whose weights are not on this machine is reported and skipped; the other
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import time
@@ -23,8 +22,10 @@ from dataclasses import asdict
 import numpy as np
 
 from .models.base import BuildContext, fingerprint_of, pick_device
+from .models.checkpoints import FORMAT as CHECKPOINT_FORMAT
+from .models.checkpoints import save_estimator
 from .models.classify import LogRegConfig, fit_logreg_cv
-from .models.registry import ModelSpec, WeightsUnavailable, default_models, get_model
+from .models.registry import ModelSpec, WeightsUnavailable, default_models, get_model, local_weights, weights_identity
 from .store import Store
 
 BUILD_VERSION = 1  # bump when a change of this code changes outputs
@@ -83,10 +84,15 @@ def split_index(store: Store, dataset: str):
 
 def model_fingerprints(spec: ModelSpec, model, dataset_fp: str, logreg: LogRegConfig) -> tuple[str, str]:
     """Return (feature fingerprint, model fingerprint)."""
-    feat = fingerprint_of({"dataset": dataset_fp, "model": spec.name, "config": model.config()})
+    config = model.config()
+    weights = local_weights(spec.name, getattr(model, "options", None))
+    if weights is not None:  # other weights, other features: identify the file, not its path
+        config = {**config, "weights": weights_identity(weights)}
+    feat = fingerprint_of({"dataset": dataset_fp, "model": spec.name, "config": config})
     payload = {"features": feat, "kind": spec.kind, "v": BUILD_VERSION}
     if spec.kind == "features":
         payload["logreg"] = asdict(logreg)
+        payload["checkpoint"] = CHECKPOINT_FORMAT
     return feat, fingerprint_of(payload)
 
 
@@ -122,11 +128,7 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, pins,
         probs = {"train": res.oof_probs}
         for s in ("val", "test"):
             probs[s] = res.predict_proba(split_X[s], n_classes) if len(rows[s]) else np.zeros((0, n_classes), np.float32)
-        import joblib
-
-        tmp = ckpt / "logreg.tmp.joblib"
-        joblib.dump(res.estimator, tmp)
-        os.replace(tmp, ckpt / "logreg.joblib")
+        save_estimator(res.estimator, ckpt / "logreg.skops")
         model.save_state(ckpt)
         stages["logreg"] = time.perf_counter() - t1
         params = {"C": res.C, "cv_scores": {str(k): v for k, v in res.cv_scores.items()},

@@ -1,9 +1,8 @@
 """Predict new pins with a built model: ``load_predictor(store, dataset, model)``.
 
 Feature models reload their feature extractor (packaged or cached weights, or the vectors
-trained on the dataset) and the fitted logistic regression (``logreg.joblib``); classifiers
-reload their own checkpoint. joblib files are pickles: load them only from a store you own
-(this function reads only the given store's checkpoint folder).
+trained on the dataset) and the fitted logistic regression (``logreg.skops``); classifiers
+reload their own checkpoint. Nothing is unpickled: see :mod:`.checkpoints`.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..store import Store
+from .checkpoints import load_estimator
 from .registry import get_model
 
 
@@ -69,14 +69,12 @@ def load_predictor(store: Store, dataset: str, model: str):
     """Return an object with ``predict_proba(images=None, texts=None) -> (n, C)``.
 
     Image models take PIL images; text models take raw descriptions and clean them as the
-    importer did. Loads pickled estimators from ``store``'s own checkpoint folder only.
+    importer did. Reads only ``store``'s own checkpoint folder, without pickles.
 
     Raises:
         UnknownModelError: ``model`` is not registered.
         KeyError: ``model`` has not been built on ``dataset``.
     """
-    import joblib
-
     spec = get_model(model)
     built = store.models(dataset)
     row = built[built["model"] == model]
@@ -90,4 +88,4 @@ def load_predictor(store: Store, dataset: str, model: str):
     if spec.kind == "classifier":
         return OnInferenceThread(obj.predictor(folder, n_classes))
     obj.load_state(folder)
-    return OnInferenceThread(FeaturePredictor(obj, joblib.load(folder / "logreg.joblib"), n_classes))
+    return OnInferenceThread(FeaturePredictor(obj, load_estimator(folder / "logreg.skops"), n_classes))

@@ -50,6 +50,35 @@ def local_weights(name: str, options: dict | None = None) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
+def weights_identity(path: Path) -> str:
+    """A short identity of a local weights file or folder, for the build fingerprints.
+
+    Other weights give other features, so a cache built with one file must not be reused with
+    another; the path itself is not used (the same weights may sit elsewhere on another
+    machine). Hashes every file's relative name and size, and the first and last MiB of its
+    bytes: cheap for multi-GB checkpoints, and any re-saved or fine-tuned file differs there.
+
+    Returns:
+        16 hex digits, or ``missing`` when nothing is at ``path`` (the build then says why).
+    """
+    import hashlib
+
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for f in files:
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(path) if path.is_dir() else ''}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One entry of the model zoo.

@@ -20,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from .base import BuildContext, load_cached_features, save_features
+from .checkpoints import has_word_vectors, load_word_vectors, save_word_vectors
 from .registry import WeightsUnavailable, local_weights, weights_env_var
 
 
@@ -197,7 +198,7 @@ class WordVectorModel:
     def compute_features(self, ctx: BuildContext) -> np.ndarray:
         """Return averaged vectors of all pins (row order), from the cache or computed."""
         cached = load_cached_features(ctx.features_path, ctx.feature_fingerprint)
-        if cached is not None and (not self.trained or (ctx.checkpoints / "vectors.kv").exists()):
+        if cached is not None and (not self.trained or has_word_vectors(ctx.checkpoints)):
             ctx.stats.update(cached[1])
             if self.trained:
                 self.load_state(ctx.checkpoints)
@@ -225,27 +226,16 @@ class WordVectorModel:
         return average_vectors([clean_words(t) for t in texts], self.vectors)[0]
 
     def save_state(self, folder: Path) -> None:
-        """Save trained vectors (``vectors.kv``); pretrained ones are not copied."""
+        """Save trained vectors (``.npy`` + JSON, no pickle); pretrained ones are not copied."""
         if self.trained and self.vectors is not None:
-            from gensim.models import KeyedVectors
-
-            kv = self.vectors.kv
-            if kv is None:
-                kv = KeyedVectors(self.vectors.dim)
-                keys = sorted(self.vectors.index, key=self.vectors.index.get)
-                kv.add_vectors(keys, self.vectors.matrix)
-            tmp = folder / "vectors.tmp.kv"
-            kv.save(str(tmp))
-            for extra in folder.glob("vectors.tmp.kv.*"):  # gensim side files of big arrays
-                extra.replace(folder / extra.name.replace("vectors.tmp.kv", "vectors.kv"))
-            tmp.replace(folder / "vectors.kv")
+            words = sorted(self.vectors.index, key=self.vectors.index.get)
+            save_word_vectors(self.vectors.matrix, words, folder, subwords=self.vectors.kv)
 
     def load_state(self, folder: Path) -> None:
-        """Load trained vectors saved by :meth:`save_state` (from the user's own store)."""
+        """Load trained vectors saved by :meth:`save_state`."""
         if self.trained:
-            from gensim.models import KeyedVectors
-
-            self.vectors = Vectors.from_kv(KeyedVectors.load(str(folder / "vectors.kv")))
+            matrix, words, sub = load_word_vectors(folder)
+            self.vectors = Vectors(matrix, {w: i for i, w in enumerate(words)}, sub)
 
 
 def _stable_hash(text: str) -> int:

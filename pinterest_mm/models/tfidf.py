@@ -7,7 +7,6 @@ its own train part: the out-of-fold train probabilities are honest.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from .base import BuildContext
+from .checkpoints import FORMAT as CHECKPOINT_FORMAT
+from .checkpoints import load_estimator, save_estimator
 
 
 @dataclass(frozen=True)
@@ -89,18 +90,14 @@ class TfidfClassifier:
 
     def config(self) -> dict:
         """Settings that decide the outputs (part of the fingerprint)."""
-        return {"text": "text_words", **asdict(self.cfg)}
+        return {"text": "text_words", **asdict(self.cfg), "checkpoint": CHECKPOINT_FORMAT}
 
     def fit(self, ctx: BuildContext) -> dict:
         """CV on train, refit, predict val/test; return probs, params and the CV score."""
-        import joblib
-
         y = ctx.labels["train"]
         C, scores, pipe, oof = fit_tfidf_cv(ctx.split_texts("train", "text_words"), y, ctx.n_classes, self.cfg)
         self.pipeline = pipe
-        tmp = ctx.checkpoints / "tfidf.tmp.joblib"  # atomic: a killed build leaves no half file
-        joblib.dump(pipe, tmp)
-        os.replace(tmp, ctx.checkpoints / "tfidf.joblib")
+        save_estimator(pipe, ctx.checkpoints / "tfidf.skops")  # atomic: a kill leaves no half file
         probs = {"train": oof}
         for split in ("val", "test"):
             probs[split] = _proba(pipe, ctx.split_texts(split, "text_words"), ctx.n_classes)
@@ -110,12 +107,10 @@ class TfidfClassifier:
         return {"probs": probs, "params": params, "cv_score": scores[C]}
 
     def predictor(self, folder: Path, n_classes: int):
-        """Return a predictor loaded from ``folder`` (joblib: load only from your own store)."""
-        import joblib
-
+        """Return a predictor loaded from ``folder`` (skops: scikit-learn types only)."""
         from ..data.clean import clean_words
 
-        pipe = joblib.load(folder / "tfidf.joblib")
+        pipe = load_estimator(folder / "tfidf.skops")
 
         class _Predictor:
             def predict_proba(self, images=None, texts=None) -> np.ndarray:

@@ -155,15 +155,17 @@ def glove_store(tiny_store):
 
 
 def test_corrupt_checkpoint_gives_a_message_and_a_rebuild_fixes_it(glove_store, monkeypatch):
-    """Check a corrupted ``logreg.joblib`` is a clear 'cannot be loaded' on the Predict page
-    path and ``build --force`` restores the same model."""
+    """Check a corrupted ``logreg.skops`` is a clear 'cannot be loaded' on the Predict page
+    path, with the command that rebuilds it, and ``build --force`` restores the same model."""
     from pinterest_mm.models import load_predictor
     from pinterest_mm.ui import data, predict
 
-    ck = glove_store.checkpoints_dir("tiny", "glove-6b-50") / "logreg.joblib"
+    from pinterest_mm.models.checkpoints import CheckpointError
+
+    ck = glove_store.checkpoints_dir("tiny", "glove-6b-50") / "logreg.skops"
     good = ck.read_bytes()
     ck.write_bytes(good[: len(good) // 2])
-    with pytest.raises(Exception):
+    with pytest.raises(CheckpointError, match="damaged.*pinterest-mm build tiny --models glove-6b-50"):
         load_predictor(glove_store, "tiny", "glove-6b-50")
     monkeypatch.setenv("PINTEREST_MM_HOME", str(glove_store.root))
     preds = data.load_predictors("tiny", f"corrupt-{glove_store.root}", ["glove-6b-50"])  # the page's loader

@@ -1,10 +1,10 @@
 """Nothing deserializes code from a file a user can write without saying so.
 
 torch checkpoints are loaded with ``weights_only=True`` (tensors only) or as safetensors.
-The remaining pickle-based loads (scikit-learn estimators via joblib, gensim vectors) read
-only the store's own ``checkpoints/`` folder, written by ``pinterest-mm build`` (or a vectors
-file the operator names in ``PINTEREST_MM_WEIGHTS_<NAME>``); each is listed here with its
-reason, and the README says to keep the store folder writable by the lab's operators only.
+What a build fits is saved without pickles (:mod:`pinterest_mm.models.checkpoints`:
+skops for scikit-learn, ``.npy`` + JSON for word vectors). The one pickle-based load left is
+a gensim ``.kv`` file that the operator names in ``PINTEREST_MM_WEIGHTS_<NAME>``: listed here
+with its reason.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ UNSAFE = re.compile(r"\bpickle\.loads?\(|\bjoblib\.load\(|\bcloudpickle\b|\bdill
 
 # file -> number of allowed hits, and why each is acceptable
 ALLOWED = {
-    "models/predictor.py": (1, "logreg.joblib from the store's own checkpoints/ (written by build)"),
-    "models/tfidf.py": (1, "tfidf.joblib from the store's own checkpoints/ (written by build)"),
-    "models/text.py": (2, "gensim vectors: the store's checkpoints/vectors.kv, or the file the operator "
-                          "names in PINTEREST_MM_WEIGHTS_<NAME>"),
+    "models/text.py": (1, "a gensim .kv/.model vectors file that the operator names in "
+                          "PINTEREST_MM_WEIGHTS_<NAME> (word2vec text/.bin files are not pickles)"),
 }
 
 
