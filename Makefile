@@ -6,7 +6,7 @@ PORT   ?= 8501
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run app demo test test-fast bench install install-dev browser clean-store
+.PHONY: run app demo test test-fast bench bench-load install install-dev browser clean-store
 
 run: demo app ## install, import + build the embedded demo, open the app
 
@@ -38,9 +38,13 @@ test: $(DEVSTAMP) ## install the development extras and run the test suite
 test-fast: $(DEVSTAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
 
-bench: $(STAMP) ## speed benchmarks: feature extraction, fusion + metrics
+bench: $(STAMP) ## speed benchmarks: feature extraction, fusion + metrics, a slider move
 	$(PY) benchmarks/bench_features.py
 	$(VENV)/bin/pinterest-mm bench
+	$(PY) -m pinterest_mm.ui.bench
+
+bench-load: $(DEVSTAMP) ## ten sessions on one server: p95 slider update vs one user (target 2x)
+	PMM_LOAD_P95_FACTOR=2 $(PY) -m pytest tests/reliability/test_load.py -k ten -s -q -p no:cacheprovider
 
 browser: ## Debian's Chromium + driver for the real-browser tests
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,94 @@ def make_tiny_manifest(folder: Path, per_class: int = 24, seed: int = 0, n_users
     pd.DataFrame(rows).to_csv(path, index=False)
     assert names
     return path
+
+
+# ---------------------------------------------------------------- EXIF-rotated photos
+QUADRANT_COLOURS = ((230, 20, 20), (20, 40, 230), (20, 200, 40), (240, 220, 20))  # TL, TR, BL, BR
+
+# The transpose that stores an upright image so that a viewer applying EXIF Orientation
+# ``o`` shows it upright again (6: the camera was turned, the pixels lie 90 degrees off).
+STORE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def quadrant_image(size: tuple[int, int] = (96, 64)) -> Image.Image:
+    """A landscape RGB image with four coloured quadrants: every flip or turn shows."""
+    w, h = size
+    img = Image.new("RGB", size)
+    d = ImageDraw.Draw(img)
+    for k, (x, y) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
+        d.rectangle([x * w // 2, y * h // 2, (x + 1) * w // 2 - 1, (y + 1) * h // 2 - 1], fill=QUADRANT_COLOURS[k])
+    return img
+
+
+def quadrant_colours(img: Image.Image | np.ndarray) -> np.ndarray:
+    """The colours (4, 3) at the centres of the TL, TR, BL, BR quadrants."""
+    arr = np.asarray(img.convert("RGB") if isinstance(img, Image.Image) else img).astype(int)
+    h, w = arr.shape[:2]
+    return np.array([arr[y * h // 4, x * w // 4] for x, y in [(1, 1), (3, 1), (1, 3), (3, 3)]])
+
+
+def shows_upright(img: Image.Image | np.ndarray, upright: Image.Image, size: bool = True) -> bool:
+    """Whether ``img`` shows ``upright``'s quadrants (and size, for a PIL image) within JPEG error."""
+    if size and isinstance(img, Image.Image) and img.size != upright.size:
+        return False
+    return bool(np.abs(quadrant_colours(img) - quadrant_colours(upright)).max() <= 40)
+
+
+def assert_upright(img: Image.Image | np.ndarray, upright: Image.Image, size: bool = True) -> None:
+    """Assert ``img`` shows ``upright`` as it is meant to be seen (see :func:`shows_upright`)."""
+    assert shows_upright(img, upright, size), (
+        getattr(img, "size", None), upright.size, quadrant_colours(img).tolist(), quadrant_colours(upright).tolist())
+
+
+def exif_jpeg(upright: Image.Image, orientation: int, quality: int = 95) -> bytes:
+    """JPEG bytes of ``upright`` stored turned, with the EXIF Orientation that turns it back."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    upright.transpose(STORE_FOR_ORIENTATION[orientation]).save(buf, "JPEG", quality=quality, exif=exif)
+    return buf.getvalue()
+
+
+def jpeg_with_exif_block(img: Image.Image, block: bytes) -> bytes:
+    """JPEG bytes of ``img`` whose APP1 EXIF segment holds ``block`` as given (malformed)."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95, exif=block)
+    return buf.getvalue()
+
+
+def tiff_block(entries: list[tuple[int, int, int, bytes]], data: bytes = b"") -> bytes:
+    """A raw big-endian EXIF block: IFD0 ``(tag, type, count, 4-byte value)`` entries, then ``data``.
+
+    Values that do not fit in 4 bytes point at ``data``, which starts at offset
+    ``10 + 12 * len(entries) + 4`` of the TIFF header.
+    """
+    ifd = struct.pack(">H", len(entries)) + b"".join(struct.pack(">HHI", t, ty, n) + v for t, ty, n, v in entries)
+    return b"Exif\x00\x00MM\x00*\x00\x00\x00\x08" + ifd + b"\x00\x00\x00\x00" + data
+
+
+def malformed_exif_blocks() -> dict[str, tuple[bytes, int]]:
+    """Malformed EXIF blocks and the orientation a reader can still honour (1: none).
+
+    ``mistyped-tag``: Orientation 6 is readable, but ImageWidth is stored as text; Pillow
+    13's ``exif_transpose`` raises when it writes the block back after turning the pixels.
+    """
+    text_at = 10 + 12 * 2 + 4
+    return {
+        "orientation-99": (tiff_block([(0x0112, 3, 1, b"\x00\x63\x00\x00")]), 1),
+        "garbage": (b"Exif\x00\x00" + bytes(range(256)) * 2, 1),
+        "cut-ifd": (b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12", 1),
+        "offset-out-of-range": (b"Exif\x00\x00II*\x00\xff\xff\xff\x7f", 1),
+        "not-exif": (b"hello, not an exif block at all", 1),
+        "mistyped-tag": (tiff_block([(0x0112, 3, 1, b"\x00\x06\x00\x00"),
+                                     (0x0100, 2, 20, struct.pack(">I", text_at))],
+                                    b"2020:01:01 00:00:00\x00"), 6),
+    }
 
 
 TINY_CONFIG = ImportConfig(cleaning=CleaningConfig(min_per_class=10, max_per_class=100))

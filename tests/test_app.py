@@ -14,6 +14,10 @@ import pytest
 from PIL import Image
 
 from app_fixtures import DATASET, REAL_DATASET, make_test_cache, shared_cache
+from conftest import (
+    STORE_FOR_ORIENTATION, assert_upright, exif_jpeg, jpeg_with_exif_block, malformed_exif_blocks,
+    quadrant_image, shows_upright,
+)
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = streamlit_testing.AppTest
@@ -113,6 +117,30 @@ def test_overview_shows_cleaning_and_gallery(app_home):
     assert len(at.get("image")) >= 4
     at.selectbox[1].set_value(at.selectbox[1].options[2]).run()  # another user
     no_exception(at)
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_thumbnails_are_upright(tmp_path):
+    """Check gallery thumbnails of phone photos (pixels stored turned + EXIF Orientation) are
+    upright, also through ``draft``; a malformed EXIF block still gives a thumbnail."""
+    from pinterest_mm.ui import data
+
+    for side in (96, 960):  # 960: JPEG draft decodes at a reduced scale first
+        up = quadrant_image((side, side * 2 // 3))
+        for orientation in (3, 6, 8):
+            (path := tmp_path / f"phone_{side}_{orientation}.jpg").write_bytes(exif_jpeg(up, orientation))
+            with Image.open(path) as stored:  # the premise: as stored, it is not upright
+                assert not shows_upright(stored, up, size=False)
+            thumb = Image.open(io.BytesIO(data.thumbnail(str(path))))
+            assert thumb.width > thumb.height and max(thumb.size) <= data.THUMB_PX
+            assert_upright(thumb, up, size=False)
+    up = quadrant_image()
+    for name, (block, orientation) in malformed_exif_blocks().items():
+        stored = up if orientation == 1 else up.transpose(STORE_FOR_ORIENTATION[orientation])
+        (path := tmp_path / f"{name}.jpg").write_bytes(jpeg_with_exif_block(stored, block))
+        raw = data.thumbnail(str(path))
+        assert raw is not None, name
+        assert_upright(Image.open(io.BytesIO(raw)), up, size=False)
 
 
 # ----------------------------------------------------------------------------- fusion lab

@@ -9,6 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import (
+    STORE_FOR_ORIENTATION, assert_upright, exif_jpeg, jpeg_with_exif_block, malformed_exif_blocks,
+    quadrant_image, shows_upright,
+)
 from pinterest_mm.models import WeightsUnavailable, get_model, list_models
 from pinterest_mm.models import image as image_mod
 from pinterest_mm.models.image import build_backbone, extract_to_file, load_rgb
@@ -168,3 +172,51 @@ def test_pretrained_features_beat_random_weights(tiny_store):
             scores.append((pred == y[te]).mean())
         acc[pretrained] = float(np.mean(scores))
     assert acc[True] >= 0.95 and acc[True] > acc[False] + 0.03, acc
+
+
+# ---------------------------------------------------------------------- EXIF orientation
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("side", [96, 960], ids=["small", "draft"])
+def test_load_rgb_turns_exif_rotated_photos_upright(tmp_path, orientation, side):
+    """Check a phone photo (pixels stored turned + EXIF Orientation) is decoded upright,
+    also when ``draft`` decodes a large JPEG at a reduced scale."""
+    up = quadrant_image((side, side * 2 // 3))
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(exif_jpeg(up, orientation))
+    with Image.open(path) as stored:  # the premise: without EXIF, the pixels are not upright
+        assert not shows_upright(stored, up)
+    arr = load_rgb(path, 64)
+    assert arr is not None and arr.shape == (64, 64, 3)
+    assert_upright(arr, up)
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_load_rgb_keeps_images_with_malformed_exif(tmp_path):
+    """Check a malformed EXIF block never costs the image: it decodes, as stored or upright."""
+    up = quadrant_image()
+    for name, (block, orientation) in malformed_exif_blocks().items():
+        stored = up if orientation == 1 else up.transpose(STORE_FOR_ORIENTATION[orientation])
+        path = tmp_path / f"{name}.jpg"
+        path.write_bytes(jpeg_with_exif_block(stored, block))
+        arr = load_rgb(path, 64)
+        assert arr is not None, name
+        assert_upright(arr, up)
+
+
+def test_image_model_fingerprint_records_exif_transpose():
+    """Check the feature config (the cache key) says images are turned by EXIF, so features
+    cached before the change are rebuilt."""
+    from pinterest_mm.build import model_fingerprints
+    from pinterest_mm.models.classify import LogRegConfig
+
+    spec = get_model("effnet-lite0")
+    model = spec.create()
+    assert model.config()["exif_transpose"] is True
+    feat, fp = model_fingerprints(spec, model, "dataset-fp", LogRegConfig())
+
+    class Before(type(model)):  # the config as it was before EXIF orientation was applied
+        def config(self):
+            return {k: v for k, v in super().config().items() if k != "exif_transpose"}
+
+    old_feat, old_fp = model_fingerprints(spec, Before(spec, **spec.options), "dataset-fp", LogRegConfig())
+    assert feat != old_feat and fp != old_fp

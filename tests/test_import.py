@@ -12,7 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import HM_DIR, TINY_CONFIG, make_tiny_manifest
+from conftest import (
+    HM_DIR, STORE_FOR_ORIENTATION, TINY_CONFIG, jpeg_with_exif_block, make_tiny_manifest,
+    malformed_exif_blocks,
+)
 from pinterest_mm.cli import main as cli_main
 from pinterest_mm.config import CleaningConfig, ImportConfig, SplitConfig
 from pinterest_mm.data.clean import clean_transformer_text, clean_words, duplicate_groups, inspect_image
@@ -145,6 +148,89 @@ def test_duplicate_groups_with_a_distance():
     hashes = ["ff00000000000000", "ff00000000000001", "00ff000000000000", "ff00000000000000"]
     assert sorted(map(sorted, duplicate_groups(hashes, 0))) == [[0, 3]]
     assert sorted(map(sorted, duplicate_groups(hashes, 1))) == [[0, 1, 3]]
+
+
+def _photo(seed: int = 0) -> Image.Image:
+    """A 272 x 256 photo of 17 x 16 grey blocks whose horizontal neighbours differ by >= 40
+    levels: its 256-bit dHash has no near-ties, so JPEG noise cannot flip a bit."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(16):
+        row = [int(rng.integers(30, 226))]
+        for _ in range(16):
+            step = int(rng.integers(40, 90)) * (1 if row[-1] < 128 else -1)
+            row.append(row[-1] + step)
+        rows.append(row)
+    blocks = np.array(rows, dtype=np.uint8).repeat(16, 0).repeat(16, 1)
+    return Image.fromarray(blocks).convert("RGB")
+
+
+def _jpeg(img: Image.Image, orientation: int = 1) -> bytes:
+    """JPEG bytes: ``img`` upright, or stored turned with the EXIF tag that turns it back."""
+    import io
+
+    buf = io.BytesIO()
+    if orientation == 1:
+        img.save(buf, "JPEG", quality=95)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        img.transpose(STORE_FOR_ORIENTATION[orientation]).save(buf, "JPEG", quality=95, exif=exif)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_rotated_photo_hashes_as_the_upright_one(tmp_path, orientation):
+    """Check the dHash of a photo stored turned with an EXIF tag equals the upright photo's."""
+    import imagehash
+
+    from pinterest_mm.data.clean import HASH_SIZE
+
+    photo = _photo()
+    (tmp_path / "upright.jpg").write_bytes(_jpeg(photo))
+    (tmp_path / "phone.jpg").write_bytes(_jpeg(photo, orientation))
+    upright, phone = inspect_image(tmp_path / "upright.jpg"), inspect_image(tmp_path / "phone.jpg")
+    assert upright.ok and phone.ok
+    assert phone.dhash == upright.dhash
+    with Image.open(tmp_path / "phone.jpg") as stored:  # the premise: as stored, it hashes apart
+        assert str(imagehash.dhash(stored.convert("L"), hash_size=HASH_SIZE)) != upright.dhash
+    assert (phone.width, phone.height) == (  # width/height stay those of the stored pixels
+        (256, 272) if orientation in (6, 8) else (272, 256))
+
+
+def test_exif_rotated_copy_is_a_duplicate(store, tiny_copy):
+    """Check one photo stored upright and once turned with an EXIF tag is one image: the copy
+    is dropped as a duplicate, kept in the category with the fewest pins."""
+    images = tiny_copy.parent / "images"
+    photo = _photo(1)
+    (images / "p5_010.jpg").write_bytes(_jpeg(photo))
+    (images / "p0_005.jpg").write_bytes(_jpeg(photo, 6))
+
+    def use_jpegs(df):
+        df.drop(df.index[df["pin_id"].isin([f"p5_00{i}" for i in range(4)])], inplace=True)  # Travel smaller
+        df.replace({"image": {"images/p5_010.png": "images/p5_010.jpg",
+                              "images/p0_005.png": "images/p0_005.jpg"}}, inplace=True)
+
+    edit(tiny_copy, use_jpegs)
+    import_manifest(store, tiny_copy, "tiny", TINY_CONFIG, progress=False)
+    assert status_of(store, "p5_010") == "kept"
+    assert status_of(store, "p0_005").startswith("duplicate image")
+    assert "p5_010" in status_of(store, "p0_005")
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_malformed_exif_keeps_the_image_and_its_hash(tmp_path):
+    """Check a malformed EXIF block passes the image check; with no usable Orientation the
+    hash is that of the pixels as stored, with a readable one that of the upright photo."""
+    photo = _photo(2)
+    (tmp_path / "upright.jpg").write_bytes(_jpeg(photo))
+    want = inspect_image(tmp_path / "upright.jpg").dhash
+    for name, (block, orientation) in malformed_exif_blocks().items():
+        stored = photo if orientation == 1 else photo.transpose(STORE_FOR_ORIENTATION[orientation])
+        (path := tmp_path / f"{name}.jpg").write_bytes(jpeg_with_exif_block(stored, block))
+        check = inspect_image(path)
+        assert check.ok, (name, check.reason)
+        assert check.dhash == want, name
 
 
 # ---------------------------------------------------------------- classes, splits

@@ -2,8 +2,9 @@
 
 Text for word vectors: tokenize, drop stop words, drop tokens shorter than ``min_len`` or
 longer than ``max_len`` characters. Text for transformers: remove URLs and lowercase.
-Images: open fully (corrupt, truncated, non-image and oversized files are caught), then a
-64-bit grayscale difference hash for duplicate detection.
+Images: open fully (corrupt, truncated, non-image and oversized files are caught), turn
+upright by the EXIF Orientation tag (:func:`upright`), then a 256-bit grayscale difference
+hash for duplicate detection.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -90,6 +91,33 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def upright(img: Image.Image) -> Image.Image:
+    """Turn an image upright by its EXIF Orientation tag (values 2-8), in place.
+
+    Phone cameras store the pixels as the sensor read them and record in the tag how to
+    turn them; :func:`PIL.ImageOps.exif_transpose` applies it. The pixels are decoded
+    first, outside the guard, so a corrupt or truncated file still raises as ``load`` does.
+    A malformed EXIF block never raises: an unreadable one (or an Orientation outside 1-8)
+    leaves the pixels as stored; one whose other tags cannot be written back after the turn
+    (Pillow re-encodes the block to drop the Orientation) keeps the turned pixels.
+
+    Args:
+        img: An opened image (``draft`` may have been called on it); changed in place.
+
+    Returns:
+        ``img``, decoded and upright.
+
+    Raises:
+        OSError: The pixels cannot be decoded (other decoding errors pass through too).
+    """
+    img.load()
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception:  # a broken EXIF block never costs the image
+        pass
+    return img
+
+
 def inspect_image(path: Path, max_pixels: int = 64_000_000) -> ImageCheck:
     """Open an image fully and hash it; never raises.
 
@@ -124,7 +152,8 @@ def inspect_image(path: Path, max_pixels: int = 64_000_000) -> ImageCheck:
                     )
                 img.draft("L", (256, 256))
                 img.load()
-                gray = to_rgb(img).convert("L")
+                # upright: a photo stored turned with an EXIF tag hashes as its upright copy
+                gray = to_rgb(upright(img)).convert("L")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return ImageCheck(False, "image refused as a decompression bomb", sha1=sha1)
     except Image.UnidentifiedImageError:

@@ -6,10 +6,11 @@ scaling and "honeycomb" with ImageNet mean/std), and the thesis's timm backbones
 (ConvNeXt, EfficientNetV2; their own mean/std, 224 px as in the thesis).
 
 Extraction streams: a thread pool decodes and resizes the next batches (PIL ``draft`` for
-JPEG, any mode converted to RGB) while the network runs on the current one; features are
-written in chunks of ``chunk_rows`` rows to ``<model>.partial/`` and assembled into the
-final ``.npy`` with ``os.replace``. A killed run resumes from its finished chunks. An image
-that cannot be decoded gets a zero row and is counted (``n_corrupt_images``).
+JPEG, turned upright by the EXIF Orientation tag, any mode converted to RGB) while the
+network runs on the current one; features are written in chunks of ``chunk_rows`` rows to
+``<model>.partial/`` and assembled into the final ``.npy`` with ``os.replace``. A killed run
+resumes from its finished chunks. An image that cannot be decoded gets a zero row and is
+counted (``n_corrupt_images``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from ..data.clean import to_rgb
+from ..data.clean import to_rgb, upright
 from .base import (
     BuildContext,
     atomic_save,
@@ -74,14 +75,15 @@ def load_rgb(path: str | Path, size: int) -> np.ndarray | None:
     """Decode an image file to a (size, size, 3) uint8 array, or None when it cannot be read.
 
     Any mode (RGBA, CMYK, 16-bit, palette, the first frame of an animation) becomes RGB;
-    JPEGs are decoded at a reduced scale when much larger than ``size`` (``draft``).
+    JPEGs are decoded at a reduced scale when much larger than ``size`` (``draft``); a photo
+    with an EXIF Orientation tag is turned upright first (:func:`~pinterest_mm.data.clean.upright`).
     The thesis resizes straight to size x size (no crop).
     """
     try:
         with Image.open(path) as im:
-            if im.format == "JPEG":
+            if im.format in ("JPEG", "MPO"):  # MPO: a phone JPEG with a depth or gain map
                 im.draft("RGB", (size, size))
-            return prepare_pil(im, size)
+            return prepare_pil(upright(im), size)
     except Exception:  # corrupt, truncated, not an image, too large
         return None
 
@@ -242,7 +244,8 @@ class ImageFeatureModel:
     def config(self) -> dict:
         """Settings that decide the features (part of the fingerprints)."""
         keep = {k: v for k, v in self.options.items() if k not in {"weights_module", "weights_path"}}
-        return {**keep, "pretrained": self.pretrained, "pooling": "global_avg"}
+        # exif_transpose: images are turned upright by their EXIF tag (features cached before differ)
+        return {**keep, "pretrained": self.pretrained, "pooling": "global_avg", "exif_transpose": True}
 
     def backbone(self, device: str | None = None) -> _Pooled:
         """Return the (lazily built) backbone on ``device``."""

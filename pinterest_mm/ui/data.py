@@ -216,13 +216,16 @@ def per_class_f1(dataset: str, ver: str, split: str) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- images
 @st.cache_data(max_entries=4096, show_spinner=False)
 def thumbnail(path: str, px: int = THUMB_PX) -> bytes | None:
-    """A downsized JPEG of the image at ``path`` (None when it cannot be read)."""
+    """A downsized JPEG of the image at ``path``, upright by its EXIF tag (None when unreadable)."""
     from PIL import Image
+
+    from ..data.clean import upright
 
     try:
         with Image.open(path) as im:
             im.seek(0)
             im.draft("RGB", (px * 2, px * 2))
+            im = upright(im)  # after draft: decodes at the reduced scale, then turns
             if im.mode in ("RGBA", "LA", "P"):
                 im = im.convert("RGBA")
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))

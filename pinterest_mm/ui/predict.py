@@ -1,8 +1,10 @@
 """Reading an uploaded pin and fusing one pin's model votes (Predict page).
 
 Uploads are decoded from memory (never written to disk) and checked: size, pixel count,
-format, truncation; animated images use their first frame; CMYK, palette, 16-bit and alpha
-images become RGB on white (:func:`pinterest_mm.data.clean.to_rgb`).
+format, truncation; animated images use their first frame; a photo with an EXIF Orientation
+tag is turned upright (:func:`pinterest_mm.data.clean.upright`; a malformed EXIF block leaves
+it as stored); CMYK, palette, 16-bit and alpha images become RGB on white
+(:func:`pinterest_mm.data.clean.to_rgb`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from PIL import Image
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000
 MAX_TEXT_CHARS = 5_000
-FORMATS = ("PNG", "JPEG", "WEBP")
+# MPO is a JPEG with extra images (a phone's depth map or HDR gain map): the first is the photo
+FORMATS = ("PNG", "JPEG", "MPO", "WEBP")
 
 
 @dataclass
@@ -31,14 +34,17 @@ class Upload:
 
 
 def read_image(data: bytes | None, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS) -> Upload:
-    """Decode uploaded bytes into an RGB image; never raises.
+    """Decode uploaded bytes into an upright RGB image; never raises.
+
+    The size, format and pixel-count checks come first; the EXIF Orientation tag is applied
+    only to an image that passed them and decoded fully.
 
     Args:
         data: The uploaded file's bytes.
         max_bytes: Refuse larger files.
         max_pixels: Refuse images with more pixels (decompression bombs).
     """
-    from ..data.clean import to_rgb
+    from ..data.clean import to_rgb, upright
 
     if data is None:
         return Upload(None, "")
@@ -56,12 +62,13 @@ def read_image(data: bytes | None, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels
                 if im.width * im.height > max_pixels:
                     return Upload(None, f"The image is too large ({im.width}×{im.height} pixels).")
                 if getattr(im, "n_frames", 1) > 1:
-                    notes.append(f"Animated image ({im.n_frames} frames): the first frame is used.")
+                    if im.format != "MPO":
+                        notes.append(f"Animated image ({im.n_frames} frames): the first frame is used.")
                     im.seek(0)
                 if im.mode not in ("RGB", "L"):
                     notes.append(f"Colour mode {im.mode} converted to RGB.")
                 im.load()
-                rgb = to_rgb(im).copy()
+                rgb = to_rgb(upright(im)).copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return Upload(None, "The image was refused: it decompresses to too many pixels.")
     except Image.UnidentifiedImageError:

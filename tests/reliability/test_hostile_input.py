@@ -16,7 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import TINY_CONFIG
+from conftest import (
+    STORE_FOR_ORIENTATION, TINY_CONFIG, assert_upright, exif_jpeg, jpeg_with_exif_block,
+    malformed_exif_blocks, quadrant_image, shows_upright,
+)
 from pinterest_mm.data.importer import import_manifest
 from pinterest_mm.data.manifest import ManifestError, read_manifest
 from pinterest_mm.store import Store, validate_name
@@ -109,6 +112,58 @@ def test_special_uploads(name, data, expect):
         assert up.image is not None, up.message
     else:
         assert up.image is None and expect in up.message, up.message
+
+
+def test_phone_mpo_jpeg_is_read_as_its_photo():
+    """Check a JPEG carrying a second image (MPO: a phone's depth or gain map) is accepted as
+    the photo (first image), with no "animated image" note."""
+    photo, depth = Image.new("RGB", (64, 48), (200, 30, 30)), Image.new("RGB", (64, 48), (0, 0, 0))
+    buf = io.BytesIO()
+    photo.save(buf, "MPO", save_all=True, append_images=[depth])
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        assert im.format == "MPO" and im.n_frames == 2  # the premise
+    upload = predict.read_image(buf.getvalue())
+    _check(upload)
+    assert upload.image is not None and upload.notes == [], (upload.message, upload.notes)
+    r, g, b = upload.image.getpixel((10, 10))
+    assert r > 180 and g < 60 and b < 60
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_exif_rotated_upload_is_upright(orientation):
+    """Check a phone photo (pixels stored turned + EXIF Orientation 2-8) is read upright."""
+    up = quadrant_image()
+    data = exif_jpeg(up, orientation)
+    with Image.open(io.BytesIO(data)) as stored:  # the premise: as stored, it is not upright
+        assert not shows_upright(stored, up)
+    upload = predict.read_image(data)
+    _check(upload)
+    assert upload.image is not None, upload.message
+    assert_upright(upload.image, up)
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.parametrize("name", sorted(malformed_exif_blocks()))
+def test_malformed_exif_upload_still_gives_the_image(name):
+    """Check a malformed EXIF block gives the image, never an error: as stored when the
+    Orientation is unusable, upright when it is readable (``mistyped-tag``: Pillow's
+    ``exif_transpose`` raises while rewriting the block, after turning the pixels)."""
+    block, orientation = malformed_exif_blocks()[name]
+    up = quadrant_image()
+    stored = up if orientation == 1 else up.transpose(STORE_FOR_ORIENTATION[orientation])
+    upload = predict.read_image(jpeg_with_exif_block(stored, block))
+    _check(upload)
+    assert upload.image is not None and upload.message == "", upload.message
+    assert_upright(upload.image, up)
+
+
+def test_exif_rotated_upload_is_still_checked_first():
+    """Check the pixel limit and truncation are judged before any turning, as before."""
+    data = exif_jpeg(quadrant_image((960, 640)), 6)
+    too_big = predict.read_image(data, max_pixels=960 * 640 - 1)
+    assert too_big.image is None and "too large (640×960 pixels)" in too_big.message
+    cut = predict.read_image(data[: len(data) // 2])
+    assert cut.image is None and "corrupt or truncated" in cut.message
 
 
 TEXTS = st.one_of(
