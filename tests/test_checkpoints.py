@@ -97,6 +97,11 @@ def test_legacy_pickle_checkpoint_is_not_loaded(tmp_path):
     with pytest.raises(CheckpointError, match="vectors.kv is a pickle"):
         load_word_vectors(folder)
     assert not marker.exists()
+    # a rebuild replaces them
+    save_estimator(make_pipeline(LogisticRegression()).fit(np.eye(3), [0, 1, 2]), folder / "logreg.skops")
+    save_word_vectors(np.eye(2, dtype=np.float32), ["a", "b"], folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["logreg.skops", "vectors.npy", "words.json"]
+    assert not marker.exists()
 
 
 def test_a_build_writes_no_pickles_and_predicts_from_its_checkpoints(tiny_store):

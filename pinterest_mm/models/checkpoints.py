@@ -48,7 +48,9 @@ def save_estimator(estimator, path: Path) -> None:
     """Save a fitted scikit-learn estimator or pipeline to ``path`` (``.skops``)."""
     import skops.io as sio
 
-    _atomic(Path(path), lambda tmp: sio.dump(estimator, tmp))
+    path = Path(path)
+    _atomic(path, lambda tmp: sio.dump(estimator, tmp))
+    path.with_suffix(".joblib").unlink(missing_ok=True)  # an older version's pickle, replaced
 
 
 def load_estimator(path: Path):
@@ -100,6 +102,8 @@ def save_word_vectors(matrix: np.ndarray, words: list[str], folder: Path, subwor
     _atomic(folder / "vectors.npy", lambda tmp: np.save(tmp, np.asarray(matrix, np.float32)))
     # written last: its presence means the set is complete
     _atomic(folder / "words.json", lambda tmp: tmp.write_text(json.dumps(list(words), ensure_ascii=False)))
+    for old in folder.glob("vectors.kv*"):  # an older version's gensim pickle, replaced
+        old.unlink()
 
 
 def has_word_vectors(folder: Path) -> bool:
