@@ -15,6 +15,14 @@ Descriptions are built from the SVG title, description and keywords, with the wo
 pin's own category (its name and the names of the folders mapped to it, singular and plural)
 removed, so that the text does not simply spell out the label.
 
+The build (candidate pins, duplicate images, the per-category sample, the files written) and
+the command line live here; its parts live in sibling modules, whose public names this module
+re-exports:
+
+    clip_categories   CategorySpec, CATEGORIES, EXCLUDED_FOLDERS, folder_category, list_clips
+    clip_files        ClipMeta, read_svg_metadata, make_thumbnail, image_fingerprint, ...
+    clip_text         slugify, category_words, clean_text, build_description, clean_author, ...
+
 Usage::
 
     python -m pinterest_mm.data.sources.openclipart OUT_DIR [--root /usr/share/openclipart]
@@ -23,480 +31,83 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import html
 import random
-import re
 import shutil
-import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 import pandas as pd
 from PIL import Image
 
-from ..clean import HASH_SIZE, clean_words
+from .clip_categories import (
+    CATEGORIES,
+    EXCLUDED_FOLDERS,
+    CategorySpec,
+    folder_category,
+    list_clips,
+)
+from .clip_files import (
+    ClipMeta,
+    dir_size_bytes,
+    image_fingerprint,
+    make_thumbnail,
+    read_svg_metadata,
+)
+from .clip_text import (
+    MIN_PREFIX_LEN,
+    NOISE_WORDS,
+    STOPWORDS,
+    build_description,
+    category_words,
+    clean_author,
+    clean_text,
+    count_content_words,
+    is_banned,
+    slugify,
+    word_forms,
+)
+
+__all__ = [
+    "ATTRIBUTION_NAME",
+    "CATEGORIES",
+    "DEFAULT_ROOT",
+    "EXCLUDED_FOLDERS",
+    "MANIFEST_COLUMNS",
+    "MANIFEST_NAME",
+    "MIN_PREFIX_LEN",
+    "NOISE_WORDS",
+    "STOPWORDS",
+    "CategorySpec",
+    "ClipMeta",
+    "build_demo",
+    "build_description",
+    "category_words",
+    "clean_author",
+    "clean_text",
+    "collect_candidates",
+    "count_content_words",
+    "dir_size_bytes",
+    "folder_category",
+    "image_fingerprint",
+    "is_banned",
+    "list_clips",
+    "main",
+    "make_pin",
+    "make_thumbnail",
+    "read_svg_metadata",
+    "resolve_duplicates",
+    "select_categories",
+    "slugify",
+    "word_forms",
+    "write_attribution",
+]
 
 DEFAULT_ROOT = Path("/usr/share/openclipart")
 MANIFEST_NAME = "manifest.csv"
 ATTRIBUTION_NAME = "ATTRIBUTION.md"
 MANIFEST_COLUMNS = ["pin_id", "image", "description", "category", "user_id", "board"]
-
-
-@dataclass(frozen=True)
-class CategorySpec:
-    """A Pinterest category and the openclipart folders whose clips it takes.
-
-    Attributes:
-        name: Category name (thesis Table 3.1 spelling).
-        folders: Folder paths relative to ``svg/``; sub-folders are included unless a longer
-            mapped or excluded folder claims them.
-        extra_words: Further words that give the label away (removed from descriptions).
-    """
-
-    name: str
-    folders: tuple[str, ...]
-    extra_words: tuple[str, ...] = ()
-
-
-CATEGORIES: tuple[CategorySpec, ...] = (
-    CategorySpec("Animals", ("animals",)),
-    CategorySpec("Cars & motorcycles", ("transportation",)),
-    CategorySpec("DIY crafts", ("tools",)),
-    CategorySpec("Education", ("education", "office")),
-    CategorySpec("Film music books", ("recreation/music", "education/books")),
-    CategorySpec("Food and drink", ("food",)),
-    CategorySpec("Gardening", ("plants",), extra_words=("garden",)),
-    CategorySpec("Holiday events", ("recreation/holiday", "recreation/party")),
-    CategorySpec(
-        "Science & nature",
-        (
-            "science",
-            "geography/astronomy",
-            "signs_and_symbols/weather",
-            "animals/dinosaurs",
-            "people/bodypart",
-        ),
-    ),
-    # "recreation" itself adds its loose clips (scuba tanks, darts, a runner... and a few
-    # hobbies); its other sub-folders belong to other categories or are excluded.
-    CategorySpec("Sports", ("recreation/sports", "recreation")),
-    CategorySpec(
-        "Technology",
-        (
-            "computer/hardware",
-            "computer/network",
-            "computer/connectors",
-            "electronics",
-            "office/telephone",
-        ),
-    ),
-    CategorySpec(
-        "Travel", ("geography", "transportation/boating", "transportation/aiga-symbols")
-    ),
-)
-"""The default folder-to-category mapping (12 categories).
-
-Two more were tried and left out for having fewer than 40 usable clips (distinct images,
-descriptions of 4 or more words): "Architecture" (``buildings``: 30) and "Kids"
-(``recreation/toys``, ``recreation/games``: 34 besides the balls it shares with "Sports").
-"""
-
-EXCLUDED_FOLDERS: tuple[str, ...] = (
-    "recreation/art",
-    "recreation/games",
-    "recreation/religion",
-    "recreation/toys",
-    "tools/weapons",
-    "transportation/roadsigns",
-)
-"""Folders left out although a mapped parent folder would include them."""
-
-# Words that carry no meaning in the clip-art metadata (packaging artefacts).
-NOISE_WORDS = frozenset({"hash", "unsorted", "clipart", "openclipart", "svg", "png", "inkscape"})
-# Function words: never treated as category words.
-STOPWORDS = frozenset(
-    "a an and are as at be by for from in into is it its of on or the this to with".split()
-)
-# A banned word this long or longer also bans the words it starts ("music" -> "musical").
-MIN_PREFIX_LEN = 4
-
-_WORD_RE = re.compile(r"\w+")
-_HASH_RE = re.compile(r"HASH\(0x[0-9a-fA-F]+\)|\b0x[0-9a-fA-F]+\b")
-_EMAIL_RE = re.compile(r"\S+@\S+")
-_URL_RE = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
-_ANGLE_RE = re.compile(r"<[^>]*>")
-_NS_RE = re.compile(r"^\{[^}]*\}")
-
-
-@dataclass(frozen=True)
-class ClipMeta:
-    """Metadata read from one SVG's RDF block.
-
-    Attributes:
-        title: ``dc:title`` of the work ('' when missing).
-        description: ``dc:description`` ('' when missing).
-        keywords: The ``rdf:li`` items of ``dc:subject``.
-        creator: Title of the first ``dc:creator`` agent ('' when missing).
-        links_external_image: The drawing embeds an ``<image>`` by a link to a file (not a
-            ``data:`` URI); its PNG then shows a "Linked Image Not Found" placeholder.
-    """
-
-    title: str = ""
-    description: str = ""
-    keywords: tuple[str, ...] = ()
-    creator: str = ""
-    links_external_image: bool = False
-
-
-# --------------------------------------------------------------------------- text helpers
-
-
-def slugify(text: str) -> str:
-    """Lower-case ``text`` and turn every run of non-alphanumerics into one hyphen.
-
-    Args:
-        text: Any string.
-
-    Returns:
-        The slug, e.g. ``"Cars & motorcycles"`` -> ``"cars-motorcycles"``.
-    """
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def word_forms(word: str) -> set[str]:
-    """Return ``word`` with its simple singular and plural forms (lower-case).
-
-    Args:
-        word: One word.
-
-    Returns:
-        A set such as ``{"animal", "animals"}`` or ``{"holiday", "holidays"}``.
-    """
-    w = word.lower()
-    forms = {w, w + "s", w + "es"}
-    if w.endswith("ies"):
-        forms.add(w[:-3] + "y")
-    if w.endswith("es"):
-        forms.add(w[:-2])
-    if w.endswith("s"):
-        forms.add(w[:-1])
-    if w.endswith("y"):
-        forms.add(w[:-1] + "ies")
-    return {f for f in forms if f}
-
-
-def category_words(spec: CategorySpec) -> frozenset[str]:
-    """Words that give away ``spec``'s label: its name and its folders' names.
-
-    Folder paths contribute each component whole (``signs_and_symbols``) and split on ``_``/``-``;
-    function words such as "and" are left out.
-
-    Args:
-        spec: The category.
-
-    Returns:
-        Lower-case words, with singular and plural forms.
-    """
-    raw = _WORD_RE.findall(spec.name.lower()) + [w.lower() for w in spec.extra_words]
-    for folder in spec.folders:
-        for part in folder.lower().split("/"):
-            raw.append(part)
-            raw.extend(re.split(r"[_\-]+", part))
-    words: set[str] = set()
-    for w in raw:
-        if w and w not in STOPWORDS:
-            words |= word_forms(w)
-    return frozenset(words)
-
-
-def is_banned(token: str, banned: frozenset[str]) -> bool:
-    """Tell whether ``token`` is, or starts with, a banned word.
-
-    Args:
-        token: A word token.
-        banned: Lower-case banned words (see :func:`category_words`).
-
-    Returns:
-        True for an exact match (case-insensitive), or when the token starts with a banned word
-        of at least ``MIN_PREFIX_LEN`` letters ("musicstuff", "gardening").
-    """
-    t = token.lower()
-    if t in banned:
-        return True
-    return any(len(b) >= MIN_PREFIX_LEN and t.startswith(b) for b in banned)
-
-
-def clean_text(text: str, banned: frozenset[str] = frozenset()) -> str:
-    """Remove metadata junk and banned words from a piece of text.
-
-    Unescapes HTML entities; drops ``HASH(0x...)`` / ``0x...`` artefacts, e-mail addresses, URLs,
-    noise words (``hash``, ``unsorted``...) and banned words; turns underscores into spaces
-    (``north_america``); collapses white space and trims punctuation left dangling at either end.
-
-    Args:
-        text: Raw text.
-        banned: Words to remove (case-insensitive, see :func:`is_banned`).
-
-    Returns:
-        The cleaned text, possibly ''.
-    """
-    text = html.unescape(text or "")
-    for pattern in (_HASH_RE, _URL_RE, _EMAIL_RE, _ANGLE_RE):
-        text = pattern.sub(" ", text)
-    whole = [w for w in _WORD_RE.findall(text) if "_" in w and is_banned(w, banned)]
-    for word in whole:  # e.g. the folder name "signs_and_symbols" itself
-        text = text.replace(word, " ")
-    text = text.replace("_", " ")
-
-    def _drop(match: re.Match[str]) -> str:
-        token = match.group(0)
-        if token.lower() in NOISE_WORDS or is_banned(token, banned):
-            return ""
-        return token
-
-    text = _WORD_RE.sub(_drop, text)
-    text = re.sub(r"\s+", " ", text)
-    text = re.sub(r"\s+([,.;:!?])", r"\1", text)
-    text = re.sub(r"([,.;:!?])(?:\s*[,.;:!?])+", r"\1", text)
-    text = text.strip(" ,.;:!?-_/")
-    return text if re.search(r"[^\W\d_]", text) else ""
-
-
-def build_description(meta: ClipMeta, banned: frozenset[str] = frozenset()) -> str:
-    """Compose a pin description: title, description, then keywords, each cleaned.
-
-    Titles of the form "Clipart by <author> - <file>" are dropped (in this collection they name
-    another file, not the clip), and so is the author's name wherever it appears (it is the
-    pin's user, not a description). A description equal to the title is not repeated; keywords
-    are de-duplicated.
-
-    Args:
-        meta: The clip's metadata.
-        banned: Words to remove (the category's own words).
-
-    Returns:
-        ``"Title. Description. kw1, kw2"`` with empty parts left out; '' if nothing is left.
-    """
-    title = "" if meta.title.lower().startswith("clipart by") else meta.title
-    author = clean_author(meta.creator)
-    author_re = re.compile(rf"\b{re.escape(author)}\b", re.IGNORECASE) if author else None
-
-    def _clean(text: str) -> str:
-        return clean_text(author_re.sub(" ", text) if author_re else text, banned)
-
-    parts: list[str] = []
-    for part in (title, meta.description):
-        cleaned = _clean(part)
-        if cleaned and cleaned.lower() not in (p.lower() for p in parts):
-            parts.append(cleaned)
-    keywords: list[str] = []
-    for kw in meta.keywords:
-        cleaned = _clean(kw)
-        if cleaned and cleaned.lower() not in (k.lower() for k in keywords):
-            keywords.append(cleaned)
-    if keywords:
-        parts.append(", ".join(keywords))
-    return ". ".join(parts)
-
-
-def count_content_words(text: str) -> int:
-    """Count the words the importer keeps (no stop words, 2 to 20 characters).
-
-    Args:
-        text: A description.
-
-    Returns:
-        ``len(clean_words(text))``, the number the importer compares with ``--min-words``.
-    """
-    return len(clean_words(text))
-
-
-def clean_author(name: str) -> str:
-    """Tidy a ``dc:creator`` name: no e-mail addresses, URLs or ``HASH(...)`` artefacts.
-
-    A bare e-mail address keeps its local part (``"jo@example.org"`` -> ``"jo"``).
-
-    Args:
-        name: Raw creator title.
-
-    Returns:
-        The cleaned name, '' when unknown.
-    """
-    name = html.unescape(name or "").strip()
-    email = re.fullmatch(r"([^@\s]+)@\S+", name)
-    if email:
-        return email.group(1)
-    for pattern in (_HASH_RE, _URL_RE, _EMAIL_RE, _ANGLE_RE):
-        name = pattern.sub(" ", name)
-    name = re.sub(r"\(\s*\)", " ", name)
-    return re.sub(r"\s+", " ", name).strip(" ,;-")
-
-
-# --------------------------------------------------------------------------- file helpers
-
-
-def _local(tag: str) -> str:
-    return _NS_RE.sub("", tag)
-
-
-def _child(element: ET.Element, name: str) -> ET.Element | None:
-    return next((c for c in element if _local(c.tag) == name), None)
-
-
-def _href(element: ET.Element) -> str:
-    return next((v for k, v in element.attrib.items() if _local(k) == "href"), "").strip()
-
-
-def read_svg_metadata(svg_path: Path) -> ClipMeta:
-    """Read title, description, keywords and creator from an SVG's RDF metadata.
-
-    Also notes whether the drawing links an external image file (see :class:`ClipMeta`).
-
-    Namespace prefixes are ignored (only local tag names are matched), and any missing field
-    is returned empty.
-
-    Args:
-        svg_path: Path to an SVG file.
-
-    Returns:
-        The clip's metadata.
-
-    Raises:
-        ET.ParseError: If the file is not well-formed XML.
-        OSError: If it cannot be read.
-    """
-    root = ET.parse(svg_path).getroot()
-    links_external = any(
-        _local(el.tag) == "image" and not _href(el).startswith("data:") for el in root.iter()
-    )
-    work = next((el for el in root.iter() if _local(el.tag) == "Work"), None)
-    if work is None:
-        return ClipMeta(links_external_image=links_external)
-
-    def text_of(name: str) -> str:
-        el = _child(work, name)
-        return (el.text or "").strip() if el is not None else ""
-
-    subject = _child(work, "subject")
-    keywords: tuple[str, ...] = ()
-    if subject is not None:
-        items = [(li.text or "").strip() for li in subject.iter() if _local(li.tag) == "li"]
-        if not items and subject.text:  # plain-text keywords
-            items = re.split(r"[,;\s]+", subject.text)
-        keywords = tuple(k for k in items if k)
-
-    creator = ""
-    creator_el = _child(work, "creator")
-    if creator_el is not None:
-        titles = [el for el in creator_el.iter() if _local(el.tag) == "title"]
-        creator = (titles[0].text or "") if titles else "".join(creator_el.itertext())
-    return ClipMeta(
-        title=text_of("title"),
-        description=text_of("description"),
-        keywords=keywords,
-        creator=creator.strip(),
-        links_external_image=links_external,
-    )
-
-
-def make_thumbnail(png_path: Path, thumb_px: int = 256) -> Image.Image:
-    """Open a PNG, composite any transparency on white and shrink it to fit ``thumb_px``.
-
-    Args:
-        png_path: Path to the PNG.
-        thumb_px: Maximum size of the long side (images are never enlarged).
-
-    Returns:
-        An RGB image.
-    """
-    with warnings.catch_warnings():  # a few trusted clips are very large (about 170 Mpx)
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(png_path) as im:
-            rgba = im.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(white, rgba).convert("RGB")
-    rgb.thumbnail((thumb_px, thumb_px), Image.Resampling.LANCZOS)
-    return rgb
-
-
-def image_fingerprint(image: Image.Image) -> str:
-    """The importer's duplicate key: a 256-bit difference hash of the grayscale image.
-
-    Args:
-        image: A thumbnail.
-
-    Returns:
-        The hash in hex; equal hashes make the importer drop all but one of the images.
-    """
-    return str(imagehash.dhash(image.convert("L"), hash_size=HASH_SIZE))
-
-
-def folder_category(
-    folder: str,
-    categories: tuple[CategorySpec, ...] = CATEGORIES,
-    excluded: tuple[str, ...] = EXCLUDED_FOLDERS,
-) -> CategorySpec | None:
-    """Find the category of a folder: the longest mapped (or excluded) folder prefix wins.
-
-    Args:
-        folder: Folder path relative to ``svg/``, with ``/`` separators.
-        categories: The mapping.
-        excluded: Folders to leave out.
-
-    Returns:
-        The category, or None when the folder is unmapped or excluded.
-    """
-    best: tuple[int, CategorySpec | None] = (-1, None)
-    candidates = [(f, spec) for spec in categories for f in spec.folders]
-    candidates += [(f, None) for f in excluded]
-    for prefix, spec in candidates:
-        if folder == prefix or folder.startswith(prefix + "/"):
-            if len(prefix) > best[0]:
-                best = (len(prefix), spec)
-    return best[1]
-
-
-def list_clips(
-    openclipart_root: Path,
-    categories: tuple[CategorySpec, ...] = CATEGORIES,
-    excluded: tuple[str, ...] = EXCLUDED_FOLDERS,
-) -> dict[str, list[Path]]:
-    """Group the SVG files under ``openclipart_root/svg`` by category.
-
-    Args:
-        openclipart_root: Folder holding ``svg/`` and ``png/``.
-        categories: The mapping.
-        excluded: Folders to leave out.
-
-    Returns:
-        Category name -> sorted SVG paths (categories without clips are absent).
-    """
-    svg_root = openclipart_root / "svg"
-    clips: dict[str, list[Path]] = {}
-    for svg in sorted(svg_root.rglob("*.svg")):
-        folder = svg.parent.relative_to(svg_root).as_posix()
-        spec = folder_category(folder, categories, excluded)
-        if spec is not None:
-            clips.setdefault(spec.name, []).append(svg)
-    return clips
-
-
-def dir_size_bytes(path: Path) -> int:
-    """Total size of all files under ``path``.
-
-    Args:
-        path: A folder.
-
-    Returns:
-        Size in bytes.
-    """
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-# --------------------------------------------------------------------------- the build
 
 
 @dataclass
