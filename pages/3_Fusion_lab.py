@@ -176,6 +176,22 @@ def knob_slider(name: str, label: str, lo: float, hi: float, step: float, chosen
     return value
 
 
+def live_view(models: list[str], res, knob: str, value: float, chosen: float, w: np.ndarray,
+              grid_title: str, label: str) -> None:
+    """What the live fragments share: the URL and setting caption, the knob's grid with the
+    current value, and the views of the split fused with weights ``w`` (M,) on the prepared
+    (M, n, C) stack."""
+    state.sync_url(state.current(ds), state.get("norm"))
+    widgets.setting_caption(state.current(ds))
+    stack = data.fusion_stack(ds, ver, tuple(models), split)
+    ev = stack.evaluate(w)
+    grid = res.grid
+    st.plotly_chart(charts.grid_figure([g["setting"][knob] for g in grid], [g["val_accuracy"] for g in grid],
+                                       [g["test_accuracy"] for g in grid], chosen, value, knob, grid_title),
+                    key="grid")
+    show(stack.fuse(w), ev.accuracy, ev.topk, dict(zip(models, w)), label)
+
+
 @st.fragment
 def live_mm(models: list[str]) -> None:
     """MM with a live l slider."""
@@ -186,17 +202,8 @@ def live_mm(models: list[str]) -> None:
     l = knob_slider("l", "l (MM weights = softmax(validation accuracy × l))", 0.0, 20.0, 0.25, chosen_l)
     st.caption(f"★ l = {chosen_l:g} was chosen on validation from the grid "
                f"{[g['setting']['l'] for g in res.grid]}" + (" (current)" if l == chosen_l else ""))
-    state.sync_url(state.current(ds), state.get("norm"))
-    widgets.setting_caption(state.current(ds))
-    w = mm_weights(accs, l)
-    stack = data.fusion_stack(ds, ver, tuple(models), split)
-    ev = stack.evaluate(w)
-    fused = stack.fuse(w)
-    grid_x = [g["setting"]["l"] for g in res.grid]
-    st.plotly_chart(charts.grid_figure(grid_x, [g["val_accuracy"] for g in res.grid],
-                                       [g["test_accuracy"] for g in res.grid], chosen_l, l, "l",
-                                       "MM accuracy over the l grid (thesis Table 4.8)"), key="grid")
-    show(fused, ev.accuracy, ev.topk, dict(zip(models, w)), f"MM (l={l:g})")
+    live_view(models, res, "l", l, chosen_l, mm_weights(accs, l),
+              "MM accuracy over the l grid (thesis Table 4.8)", f"MM (l={l:g})")
 
 
 @st.fragment
@@ -206,18 +213,8 @@ def live_lambda(models: list[str]) -> None:
     chosen = float(res.chosen.get("lambda", 0.5))
     lam = knob_slider("lambda", "lambda (weight of the image model)", 0.0, 1.0, 0.05, chosen)
     st.caption(f"★ lambda = {chosen:g} was chosen on validation" + (" (current)" if lam == chosen else ""))
-    state.sync_url(state.current(ds), state.get("norm"))
-    widgets.setting_caption(state.current(ds))
-    w = np.array([lam, 1.0 - lam])
-    stack = data.fusion_stack(ds, ver, tuple(models), split)
-    ev = stack.evaluate(w)
-    fused = stack.fuse(w)
-    grid_x = [g["setting"]["lambda"] for g in res.grid]
-    st.plotly_chart(charts.grid_figure(grid_x, [g["val_accuracy"] for g in res.grid],
-                                       [g["test_accuracy"] for g in res.grid], chosen, lam, "lambda",
-                                       "Lambda fusion accuracy over the lambda grid (Tables 4.5/4.6)"),
-                    key="grid")
-    show(fused, ev.accuracy, ev.topk, dict(zip(models, w)), f"lambda={lam:g}")
+    live_view(models, res, "lambda", lam, chosen, np.array([lam, 1.0 - lam]),
+              "Lambda fusion accuracy over the lambda grid (Tables 4.5/4.6)", f"lambda={lam:g}")
 
 
 @st.fragment

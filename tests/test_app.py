@@ -3,9 +3,9 @@ URL state, drill-down, downloads, uploads and the empty-store path."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +33,21 @@ PAGES = {
 }
 
 
+@contextlib.contextmanager
+def serving(root):
+    """``PINTEREST_MM_HOME`` points at ``root`` inside the block (module-scoped fixtures)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PINTEREST_MM_HOME", str(root))
+        yield root
+
+
 @pytest.fixture(scope="module")
 def app_home(tmp_path_factory):
     """A store with the tiny dataset and six synthetic models; PINTEREST_MM_HOME points at it."""
     root = tmp_path_factory.mktemp("app") / "home"
     make_test_cache(root)
-    old = os.environ.get("PINTEREST_MM_HOME")
-    os.environ["PINTEREST_MM_HOME"] = str(root)
-    yield root
-    if old is None:
-        os.environ.pop("PINTEREST_MM_HOME", None)
-    else:
-        os.environ["PINTEREST_MM_HOME"] = old
+    with serving(root):
+        yield root
 
 
 def page(name: str, query: dict | None = None, timeout: float = 90) -> AppTest:
@@ -326,13 +329,8 @@ def real_home(tmp_path_factory):
     root, has_real = shared_cache(tmp_path_factory)
     if not has_real:
         pytest.skip("real models cannot be built here")
-    old = os.environ.get("PINTEREST_MM_HOME")
-    os.environ["PINTEREST_MM_HOME"] = str(root)
-    yield root
-    if old is None:
-        os.environ.pop("PINTEREST_MM_HOME", None)
-    else:
-        os.environ["PINTEREST_MM_HOME"] = old
+    with serving(root):
+        yield root
 
 
 @pytest.mark.slow

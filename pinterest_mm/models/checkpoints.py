@@ -30,10 +30,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, from an older version, or holds types we do not load."""
 
 
-def _rebuild_hint(path: Path) -> str:
-    # checkpoints/<dataset>/<model>/file
-    model, dataset = path.parent.name, path.parent.parent.name
-    return f"rebuild it with `pinterest-mm build {dataset} --models {model}`"
+def _rebuild_hint(folder: Path) -> str:
+    """The command that rebuilds the model of ``folder`` (``checkpoints/<dataset>/<model>``)."""
+    return f"rebuild it with `pinterest-mm build {folder.parent.name} --models {folder.name}`"
 
 
 def _atomic(path: Path, write) -> None:
@@ -67,18 +66,17 @@ def load_estimator(path: Path):
         legacy = path.with_suffix(".joblib")
         why = (f"{legacy.name} is a pickle saved by an older pinterest-mm and is no longer loaded"
                if legacy.exists() else f"{path.name} is missing")
-        raise CheckpointError(f"Cannot load {path.parent.name}: {why}; {_rebuild_hint(path)}.")
+        raise CheckpointError(f"Cannot load {path.parent.name}: {why}; {_rebuild_hint(path.parent)}.")
     try:
         untrusted = sio.get_untrusted_types(file=path)
+        estimator = None if untrusted else sio.load(path)
     except Exception as exc:  # truncated or not a skops file at all
-        raise CheckpointError(f"{path} is damaged ({type(exc).__name__}: {exc}); {_rebuild_hint(path)}.") from exc
+        raise CheckpointError(f"{path} is damaged ({type(exc).__name__}: {exc}); "
+                              f"{_rebuild_hint(path.parent)}.") from exc
     if untrusted:
         raise CheckpointError(f"Refusing to load {path}: it names types outside scikit-learn/NumPy "
-                              f"({', '.join(untrusted[:5])}); {_rebuild_hint(path)}.")
-    try:
-        return sio.load(path)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is damaged ({type(exc).__name__}: {exc}); {_rebuild_hint(path)}.") from exc
+                              f"({', '.join(untrusted[:5])}); {_rebuild_hint(path.parent)}.")
+    return estimator
 
 
 # ----------------------------------------------------------------------------- word vectors
@@ -125,12 +123,12 @@ def load_word_vectors(folder: Path):
     if not has_word_vectors(folder):
         why = ("vectors.kv is a pickle saved by an older pinterest-mm and is no longer loaded"
                if (folder / "vectors.kv").exists() else "the trained vectors are missing")
-        raise CheckpointError(f"Cannot load {folder.name}: {why}; {_rebuild_hint(folder / 'x')}.")
+        raise CheckpointError(f"Cannot load {folder.name}: {why}; {_rebuild_hint(folder)}.")
     matrix = np.load(folder / "vectors.npy", allow_pickle=False)
     words = json.loads((folder / "words.json").read_text())
     if matrix.ndim != 2 or len(words) != len(matrix):
         raise CheckpointError(f"{folder}: {len(words)} words for a {matrix.shape} matrix; "
-                              f"{_rebuild_hint(folder / 'x')}.")
+                              f"{_rebuild_hint(folder)}.")
     sub = None
     if (folder / "fasttext.json").exists():
         from gensim.models.fasttext import FastTextKeyedVectors

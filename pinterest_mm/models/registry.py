@@ -145,32 +145,29 @@ def _check_effnet_lite(spec: ModelSpec) -> tuple[bool, str]:
     return (True, f"weights file {path.name}") if path.exists() else (False, f"missing {path}")
 
 
-def _check_timm(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("timm")
+def _check_hub(spec: ModelSpec, module: str, is_cached: Callable[[], bool]) -> tuple[bool, str]:
+    """A hub model is available with its library and local weights, or in the local cache."""
+    ok, why = _has_module(module)
     if not ok:
         return ok, why
     path = local_weights(spec.name)
     if path is not None:
         return (path.exists(), f"local weights {path}" if path.exists() else f"missing {path}")
-    from .image import timm_cached
-
-    if timm_cached(spec.options["timm_name"]):
+    if is_cached():
         return True, "in the local Hugging Face cache"
     return False, "not in the local cache (needs the hub once)"
+
+
+def _check_timm(spec: ModelSpec) -> tuple[bool, str]:
+    from .image import timm_cached
+
+    return _check_hub(spec, "timm", lambda: timm_cached(spec.options["timm_name"]))
 
 
 def _check_hf(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("transformers")
-    if not ok:
-        return ok, why
-    path = local_weights(spec.name)
-    if path is not None:
-        return (path.exists(), f"local folder {path}" if path.exists() else f"missing {path}")
     from .transformer import hf_cached
 
-    if hf_cached(spec.options["hf_id"]):
-        return True, "in the local Hugging Face cache"
-    return False, "not in the local cache (needs the hub once)"
+    return _check_hub(spec, "transformers", lambda: hf_cached(spec.options["hf_id"]))
 
 
 def _check_minilm(spec: ModelSpec) -> tuple[bool, str]:

@@ -9,6 +9,7 @@ imports torch; :func:`predictor` imports the build module lazily (Predict page o
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import io
 import json
@@ -257,12 +258,13 @@ def freeze_long_lived() -> None:
     collection then walks them, ~100 ms holding the GIL that every session shares. Objects
     created later are collected as usual; frozen ones are released at exit."""
     gc.freeze()
-    if not _FROZEN:
-        _FROZEN.append(True)
-        atexit.register(gc.unfreeze)  # so exit-time cleanup sees them (no leak reports)
+    _unfreeze_at_exit()
 
 
-_FROZEN: list[bool] = []
+@functools.cache
+def _unfreeze_at_exit() -> None:
+    """Register, once, an unfreeze at exit, so exit-time cleanup sees them (no leak reports)."""
+    atexit.register(gc.unfreeze)
 
 
 def load_predictors(dataset: str, ver: str, models: list[str]) -> dict:

@@ -45,16 +45,22 @@ BAD = {"truncated": (_truncated, "truncated or corrupt"), "newer": (_newer, "new
        "garbage": (_garbage, "truncated or corrupt")}
 
 
+def _hold_lock(root, seconds: float) -> subprocess.Popen:
+    """Another process that opens the store at ``root`` for writing, for ``seconds``."""
+    Store(root)
+    code = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+            f"time.sleep({seconds}); con.close()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(root / "store.duckdb")],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
 @pytest.fixture
 def lock_holder(tmp_path):
     """Another process holding the store open for writing until the test ends."""
     root = tmp_path / "locked"
-    Store(root)
-    code = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-            "time.sleep(120)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(root / "store.duckdb")],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
+    proc = _hold_lock(root, 120)
     yield root
     proc.kill()
     proc.wait(10)
@@ -92,12 +98,7 @@ def test_cli_on_a_locked_store_waits_then_explains(lock_holder):
 def test_store_waits_for_a_lock_that_goes_away(tmp_path):
     """Check a short-held lock (a build writing) is waited for, not reported."""
     root = tmp_path / "s"
-    Store(root)
-    code = ("import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-            "time.sleep(1.5); con.close()")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(root / "store.duckdb")],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
+    proc = _hold_lock(root, 1.5)
     try:
         assert Store(root, read_only=True).dataset_names() == []
     finally:
