@@ -125,7 +125,6 @@ def register(name: str, config_cls: type, description: str = "", kind: str = "la
 
 def list_methods(pattern: str = "*", kind: str | None = None) -> list[str]:
     """Registered method names matching a glob pattern (and kind ``late``/``learned``)."""
-    _load()
     return sorted(
         n for n, m in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (kind is None or m.kind == kind)
     )
@@ -133,7 +132,6 @@ def list_methods(pattern: str = "*", kind: str | None = None) -> list[str]:
 
 def get_method(name: str) -> FusionMethod:
     """Return a registry entry; unknown names raise with the list of known ones."""
-    _load()
     if name not in _REGISTRY:
         raise KeyError(f"Unknown fusion method {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -260,7 +258,3 @@ def finish(
         grid=grid or [],
     )
 
-
-def _load() -> None:
-    """Import the method modules so their ``@register`` decorators run."""
-    from . import late, learned  # noqa: F401

@@ -39,7 +39,7 @@ from .base import (
     pick_device,
     write_sidecar,
 )
-from .registry import WeightsUnavailable, download_allowed, hub_hint, local_weights, weights_env_var
+from .weights import WeightsUnavailable, download_allowed, hub_hint, local_weights, weights_env_var
 
 EFFNET_LITE_MEAN = (127.0, 127.0, 127.0)  # in 0-255 units
 EFFNET_LITE_STD = (128.0, 128.0, 128.0)

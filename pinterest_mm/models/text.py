@@ -21,7 +21,7 @@ import numpy as np
 
 from .base import BuildContext, load_cached_features, save_features
 from .checkpoints import has_word_vectors, load_word_vectors, save_word_vectors
-from .registry import WeightsUnavailable, local_weights, weights_env_var
+from .weights import WeightsUnavailable, local_weights, weights_env_var
 
 
 def glove_pkg_files() -> tuple[Path, Path]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import BuildContext, configure_torch_threads, fingerprint_of, pick_device
-from .registry import WeightsUnavailable, download_allowed, hub_hint, local_weights
+from .weights import WeightsUnavailable, download_allowed, hub_hint, local_weights
 
 
 @dataclass(frozen=True)
