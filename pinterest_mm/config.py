@@ -39,6 +39,10 @@ class CleaningConfig:
         hash_distance: Two images are duplicates when their 256-bit grayscale
             difference hashes differ in at most this many bits (0 = identical hash).
         max_image_pixels: Refuse images with more pixels than this (decompression bombs).
+        max_image_bytes: Refuse image files larger than this, unread (64 MiB: at most
+            4 x 64 MiB in memory while 4 images are checked at once).
+        merge_case_variants: Merge category names that differ only in case ("Gardening",
+            "gardening") into the spelling with the most pins; else they are reported.
         drop_categories: Category names dropped up front (thesis: "none" and "other").
     """
 
@@ -50,6 +54,8 @@ class CleaningConfig:
     dedupe_images: bool = True
     hash_distance: int = 0
     max_image_pixels: int = 64_000_000
+    max_image_bytes: int = 64 * 2**20
+    merge_case_variants: bool = False
     drop_categories: tuple[str, ...] = ("none", "other")
 
 

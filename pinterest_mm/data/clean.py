@@ -2,7 +2,9 @@
 
 Text for word vectors: tokenize, drop stop words, drop tokens shorter than ``min_len`` or
 longer than ``max_len`` characters. Text for transformers: remove URLs and lowercase.
-Images: open fully (corrupt, truncated, non-image and oversized files are caught), turn
+Images: only regular files are opened (a pipe, device or folder never blocks the import),
+at most ``max_bytes`` of a file are read (a larger one is refused before reading), the image
+is decoded fully (corrupt, truncated, non-image and oversized files are caught), turned
 upright by the EXIF Orientation tag (:func:`upright`), then a 256-bit grayscale difference
 hash for duplicate detection.
 """
@@ -10,15 +12,22 @@ hash for duplicate detection.
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import imagehash
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageFile, ImageOps
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from ..config import CleaningConfig
+from .printable import printable
 
 URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 TOKEN_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
@@ -26,6 +35,9 @@ STOP_WORDS = frozenset(ENGLISH_STOP_WORDS)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 HASH_SIZE = 16  # a 16 x 16 = 256-bit grayscale difference hash: few false duplicates
+MAX_IMAGE_BYTES = CleaningConfig.max_image_bytes  # read of one image file at most; larger: refused
+# Opening never waits for a writer (a FIFO), never makes a terminal ours, reads bytes on Windows.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
 def clean_transformer_text(text: str) -> str:
@@ -118,27 +130,69 @@ def upright(img: Image.Image) -> Image.Image:
     return img
 
 
-def inspect_image(path: Path, max_pixels: int = 64_000_000) -> ImageCheck:
-    """Open an image fully and hash it; never raises.
+def read_image_bytes(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes | str:
+    """Read an image file's bytes if it is a regular file of at most ``max_bytes``.
+
+    The file is opened without blocking and checked with ``fstat`` before anything is read:
+    a FIFO, device or folder is refused at once (reading a FIFO would wait forever for a
+    writer), and so is a file larger than ``max_bytes`` (a sparse 4 GiB file would cost
+    4 GiB of memory). Checking the open descriptor, not the path, leaves no window for
+    the path to be swapped between the check and the read.
+
+    Args:
+        path: The image file.
+        max_bytes: Largest file accepted, in bytes.
+
+    Returns:
+        The file's bytes, or the reason it was refused (a str).
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return "image file missing"
+    except OSError as exc:
+        return f"image file unreadable ({exc.__class__.__name__})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file (a folder, pipe or device)"
+        if info.st_size > max_bytes:
+            return f"image file too large ({_mib(info.st_size)} > {_mib(max_bytes)} limit)"
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)  # at most one byte past the cap: a file that grew
+    except OSError as exc:
+        return f"image file unreadable ({exc.__class__.__name__})"
+    finally:
+        os.close(fd)
+    if data is None:  # a non-blocking read that had nothing yet (not a regular file after all)
+        return "not a regular file (a folder, pipe or device)"
+    if len(data) > max_bytes:
+        return f"image file too large (over the {_mib(max_bytes)} limit)"
+    return data
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n < 10 * 2**20 else f"{n / 2**20:,.0f} MiB"
+
+
+def inspect_image(path: Path, max_pixels: int = 64_000_000, max_bytes: int = MAX_IMAGE_BYTES) -> ImageCheck:
+    """Open an image fully and hash it; never raises, never blocks on a non-file.
 
     Args:
         path: The image file.
         max_pixels: Refuse images with more pixels (decompression bombs, huge images).
+        max_bytes: Refuse files larger than this many bytes, without reading them
+            (see :func:`read_image_bytes`).
 
     Returns:
         An :class:`ImageCheck`.
     """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return ImageCheck(False, "image file missing")
-    except OSError as exc:
-        return ImageCheck(False, f"image file unreadable ({exc.__class__.__name__})")
+    data = read_image_bytes(Path(path), max_bytes)
+    if isinstance(data, str):
+        return ImageCheck(False, data)
     sha1 = hashlib.sha1(data).hexdigest()
     if not data:
         return ImageCheck(False, "image file is empty (0 bytes)", sha1=sha1)
-    import io
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -159,7 +213,7 @@ def inspect_image(path: Path, max_pixels: int = 64_000_000) -> ImageCheck:
     except Image.UnidentifiedImageError:
         return ImageCheck(False, "not an image file", sha1=sha1)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        return ImageCheck(False, f"corrupt or truncated image ({str(exc)[:80]})", sha1=sha1)
+        return ImageCheck(False, f"corrupt or truncated image ({printable(exc, 80)})", sha1=sha1)
     return ImageCheck(
         True, "", str(imagehash.dhash(gray, hash_size=HASH_SIZE)), sha1, width, height, mode
     )
@@ -206,3 +260,36 @@ def duplicate_groups(hashes: list[str], max_distance: int = 0) -> list[list[int]
     for i in range(n):
         groups.setdefault(find(i), []).append(i)
     return [g for g in groups.values() if len(g) > 1]
+
+
+def duplicate_keepers(
+    hashes: list[str], sizes: np.ndarray, pin_ids: list[str], max_distance: int = 0
+) -> np.ndarray:
+    """For each image, the index of the copy of its duplicate group that is kept.
+
+    Within a group of duplicates (:func:`duplicate_groups`), the copy in the category
+    with the fewest pins is kept (thesis 3.2.2), ties broken by the smallest pin id.
+    Vectorized: one sort over all images, whatever the sizes of the groups.
+
+    Args:
+        hashes: Hex difference hashes, shape (n,).
+        sizes: Pins in each image's category, shape (n,).
+        pin_ids: Pin ids, shape (n,).
+        max_distance: Largest Hamming distance that still counts as a duplicate.
+
+    Returns:
+        Keeper indices, shape (n,): ``keepers[i] == i`` where image ``i`` is kept.
+    """
+    n = len(hashes)
+    if max_distance <= 0:
+        group = pd.factorize(pd.Series(hashes, dtype=object))[0]
+    else:
+        group = np.arange(n)
+        for members in duplicate_groups(list(hashes), max_distance):
+            group[members] = min(members)
+    order = pd.DataFrame(
+        {"group": group, "size": np.asarray(sizes), "pin_id": pd.Series(pin_ids, dtype=object), "i": np.arange(n)}
+    ).sort_values(["group", "size", "pin_id"], kind="stable")
+    keepers = np.empty(n, dtype=np.int64)
+    keepers[order["i"].to_numpy()] = order.groupby("group", sort=False)["i"].transform("first").to_numpy()
+    return keepers
