@@ -17,18 +17,41 @@ board       no        the board it was saved to
 A pin saved by several users appears as repeated rows with the same ``pin_id``, ``image``,
 ``description`` and ``category`` and a different ``user_id``: the pin is imported once and
 every (pin, user) save is kept for per-user interest analysis.
+
+Text is read as UTF-8; a CSV or Parquet value that is not valid UTF-8 costs only its pin
+(dropped as invalid text), never the whole file. Categories, descriptions and boards are
+normalized to Unicode NFC ("Café" typed with a combining accent is the same class as
+"Café"); category names that differ only in case are reported and merged on request.
+Values quoted in error messages are escaped and cut (:func:`~.printable.printable`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from .printable import printable, quoted
+
 REQUIRED = ("pin_id", "image", "description", "category")
 OPTIONAL = ("user_id", "board")
 INVALID_UTF8 = "\ufffd"
+NFC_COLUMNS = ("description", "category", "board")  # human text; ids and paths stay as written
+
+# First bytes of files that are no CSV text -> what they likely are and what to do.
+_NOT_CSV = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)", "export it as 'CSV UTF-8'"),
+    (b"PK\x05\x06", "an empty ZIP archive", "export the table as 'CSV UTF-8'"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook", "export it as 'CSV UTF-8'"),
+    (b"\x1f\x8b", "gzip-compressed", "decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed", "decompress it first (bunzip2)"),
+    (b"\xfd7zXZ", "xz-compressed", "decompress it first (unxz)"),
+    (b"PAR1", "a Parquet file", "name it .parquet"),
+    (b"%PDF", "a PDF document", "export the table as 'CSV UTF-8'"),
+    (b"\xff\xfe", "UTF-16 text", "re-save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text", "re-save it as UTF-8"),
+)
 
 
 class ManifestError(ValueError):
@@ -46,6 +69,10 @@ class Manifest:
         images_root: The resolved images root.
         n_rows: Rows read from the file.
         n_repeated_saves: Exact repeated (pin, user) rows dropped.
+        case_variants: Groups of category names equal but for case, the name with the
+            most pins first (after merging: the names that were merged into the first).
+        merged_case_variants: Whether those groups were merged into their first name.
+        n_nfc_categories: Category names that were not in NFC (now normalized).
     """
 
     saves: pd.DataFrame
@@ -53,20 +80,80 @@ class Manifest:
     images_root: Path
     n_rows: int
     n_repeated_saves: int
+    case_variants: list[tuple[str, ...]] = field(default_factory=list)
+    merged_case_variants: bool = False
+    n_nfc_categories: int = 0
+
+
+def _not_csv(path: Path) -> str | None:
+    """Why a file named .csv is no CSV text (from its first bytes), or None if it may be."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None  # the reader names the problem
+    name = printable(path.name)
+    for magic, what, fix in _NOT_CSV:
+        if head.startswith(magic):
+            return f"{name} is not a CSV text file: it looks like {what}. {fix[0].upper()}{fix[1:]}."
+    if len(head) >= 4 and head.count(b"\x00") > len(head) // 4:
+        return (f"{name} is not a UTF-8 CSV file: it holds many zero bytes, as UTF-16 text "
+                "does. Re-save it as 'CSV UTF-8'.")
+    if b"\x00" in head:
+        return (f"{name} is not a CSV text file: it holds binary data (zero bytes). "
+                "Export the table as 'CSV UTF-8'.")
+    return None
+
+
+def _parquet_text(column) -> tuple[pd.Series, bool]:
+    """One Parquet column as text: (values, all valid UTF-8). Invalid bytes become U+FFFD."""
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.cast(kind.value_type)
+        kind = column.type
+    textual = (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+               or pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+    if not textual:
+        values = column.to_pandas()
+        return values.astype(object).where(values.notna(), "").astype(str), True
+    raw = column.cast(pa.large_binary())  # strings as bytes: no UTF-8 check yet
+    try:
+        values = raw.cast(pa.large_string()).to_pandas()  # the check; fast when all is valid
+        return values.astype(object).where(values.notna(), "").astype(str), True
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        decoded = [b.decode("utf-8", "replace") if b is not None else "" for b in raw.to_pylist()]
+        return pd.Series(decoded, dtype=str), False
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, bool]:
+    """Read a Parquet file as text columns; a non-UTF-8 value costs only its row."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    columns, utf8_ok = {}, True
+    for name, column in zip(table.column_names, table.columns):
+        columns[name], ok = _parquet_text(column)
+        utf8_ok &= ok
+    return pd.DataFrame(columns), utf8_ok
 
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
     """Read a CSV or Parquet file as strings; return (frame, all text was valid UTF-8)."""
     suffix = path.suffix.lower()
+    if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
+        raise ManifestError(f"Manifest {printable(path, 200)} is not a regular file.")
     try:
         if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-            df = df.astype(object).where(df.notna(), "").astype(str)
-            return df, True
+            return _read_parquet(path)
         if suffix not in (".csv", ".tsv", ".txt"):
             raise ManifestError(
-                f"{path.name}: unknown manifest format {suffix!r}; use a .csv or .parquet file."
+                f"{printable(path.name)}: unknown manifest format {quoted(suffix, 20)}; use a .csv "
+                "or .parquet file."
             )
+        if (why := _not_csv(path)) is not None:
+            raise ManifestError(why)
         sep = "\t" if suffix == ".tsv" else ","
         kwargs = dict(sep=sep, dtype=str, keep_default_na=False, na_filter=False)
         try:
@@ -76,13 +163,40 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
     except ManifestError:
         raise
     except FileNotFoundError:
-        raise ManifestError(f"Manifest {path} does not exist.") from None
+        raise ManifestError(f"Manifest {printable(path, 200)} does not exist.") from None
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         raise ManifestError(
-            f"{path.name} could not be read as a {suffix.lstrip('.')} table "
-            f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}). Check that it is a "
-            "well-formed CSV (comma-separated, quoted fields) or Parquet file."
+            f"{printable(path.name)} could not be read as a {suffix.lstrip('.')} table "
+            f"({exc.__class__.__name__}: {printable(first_line, 160)}). Check that it is a "
+            "well-formed CSV (comma-separated, quoted fields, UTF-8) or Parquet file."
         ) from None
+
+
+def _nfc(values: pd.Series) -> pd.Series:
+    """Unicode NFC of every value (composed accents: 'e' + U+0301 becomes 'é').
+
+    ASCII text is NFC already: only the other values are normalized (most are ASCII).
+    """
+    todo = ~values.str.isascii().astype(bool)
+    if not todo.any():
+        return values
+    values = values.copy()
+    values.loc[todo] = values.loc[todo].str.normalize("NFC")
+    return values
+
+
+def _case_variants(df: pd.DataFrame) -> list[tuple[str, ...]]:
+    """Groups of category names equal but for case, the name with the most pins first."""
+    pins_per = df.groupby("category")["pin_id"].nunique()
+    pins_per = pins_per[pins_per.index != ""]
+    by_fold: dict[str, list[str]] = {}
+    for name in pins_per.index:
+        by_fold.setdefault(name.casefold(), []).append(name)
+    return [
+        tuple(sorted(names, key=lambda n: (-pins_per[n], n)))
+        for _, names in sorted(by_fold.items()) if len(names) > 1
+    ]
 
 
 def resolve_image(root: Path, image: str) -> Path | None:
@@ -98,69 +212,86 @@ def resolve_image(root: Path, image: str) -> Path | None:
     return resolved if resolved.is_relative_to(root) else None
 
 
-def read_manifest(path: Path | str, images_root: Path | str | None = None) -> Manifest:
+def read_manifest(
+    path: Path | str, images_root: Path | str | None = None, *, merge_case_variants: bool = False
+) -> Manifest:
     """Read and validate a manifest.
 
     Args:
         path: The CSV or Parquet file.
         images_root: Folder image paths are relative to; default the manifest's folder.
+        merge_case_variants: Merge category names that differ only in case into the
+            spelling with the most pins (ties: the first in code-point order).
 
     Returns:
         The validated :class:`Manifest`.
 
     Raises:
-        ManifestError: Missing columns, an empty file, a pin id with conflicting content,
-            or image paths outside the images root.
+        ManifestError: Not a CSV or Parquet file, missing columns, an empty file, a pin id
+            with conflicting content, or image paths outside the images root.
     """
     path = Path(path)
     df, utf8_ok = _read_table(path)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
+        found = ", ".join(quoted(c, 40) for c in df.columns[:12]) or "no columns"
+        if len(df.columns) > 12:
+            found += f" and {len(df.columns) - 12} more"
+        hint = (" The file is not valid UTF-8: re-save it as 'CSV UTF-8'." if not utf8_ok else "")
         raise ManifestError(
-            f"{path.name} lacks the required column(s) {', '.join(missing)}. A manifest needs "
-            f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}); found: "
-            f"{', '.join(map(str, df.columns)) or 'no columns'}."
+            f"{printable(path.name)} lacks the required column(s) {', '.join(missing)}. A manifest "
+            f"needs {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}); found: {found}.{hint}"
         )
     if df.empty:
-        raise ManifestError(f"{path.name} has no rows.")
+        raise ManifestError(f"{printable(path.name)} has no rows.")
     for col in OPTIONAL:
         if col not in df.columns:
             df[col] = ""
     df = df[list(REQUIRED + OPTIONAL)].copy()
     for col in df.columns:
         df[col] = df[col].astype(str).str.strip()
+    names = pd.Series(df["category"].unique())
+    n_nfc = int((names != _nfc(names)).sum())
+    for col in NFC_COLUMNS:
+        df[col] = _nfc(df[col])
+    variants = _case_variants(df)
+    if merge_case_variants and variants:
+        df["category"] = df["category"].replace({v: group[0] for group in variants for v in group[1:]})
     if (df["pin_id"] == "").any():
         rows = (df.index[df["pin_id"] == ""] + 2).tolist()[:5]
-        raise ManifestError(f"{path.name}: empty pin_id on line(s) {rows}.")
+        raise ManifestError(f"{printable(path.name)}: empty pin_id on line(s) {rows}.")
 
     content = ["image", "description", "category"]
     conflicts = df.groupby("pin_id")[content].nunique(dropna=False).max(axis=1)
     bad = conflicts[conflicts > 1].index.tolist()
     if bad:
         raise ManifestError(
-            f"{path.name}: {len(bad)} pin id(s) appear with different image, description or "
-            f"category, e.g. {', '.join(map(repr, bad[:5]))}. Repeated rows of a pin are its "
-            "saves by several users and must agree on everything but user_id/board; give "
-            "distinct pins distinct ids."
+            f"{printable(path.name)}: {len(bad)} pin id(s) appear with different image, "
+            f"description or category, e.g. {', '.join(quoted(b, 40) for b in bad[:5])}. Repeated "
+            "rows of a pin are its saves by several users and must agree on everything but "
+            "user_id/board; give distinct pins distinct ids."
         )
 
     root = Path(images_root) if images_root is not None else path.parent
     if not root.is_dir():
-        raise ManifestError(f"Images root {root} is not a folder (see --images-root).")
+        raise ManifestError(f"Images root {printable(root, 200)} is not a folder (see --images-root).")
     root = root.resolve()
 
     n_rows = len(df)
     saves = df[["pin_id", "user_id", "board"]].drop_duplicates(["pin_id", "user_id"])
     pins = df.drop_duplicates("pin_id")[["pin_id", "image", "description", "category", "board"]]
     pins = pins.reset_index(drop=True)
-    resolved = [resolve_image(root, img) for img in pins["image"]]
-    escaping = [img for img, res in zip(pins["image"], resolved) if res is None and img]
+    # many pins can share one image file: resolve each distinct path once
+    resolved_of = {img: resolve_image(root, img) for img in pins["image"].unique()}
+    resolved = [resolved_of[img] for img in pins["image"]]
+    escaping = [img for img, res in resolved_of.items() if res is None and img]
     if escaping:
         raise ManifestError(
-            f"{path.name}: {len(escaping)} image path(s) resolve outside the images root {root} "
-            f"(e.g. {', '.join(map(repr, escaping[:3]))}); they were refused. Paths must be "
-            "relative to the images root and stay inside it (no '..', no links out)."
+            f"{printable(path.name)}: {len(escaping)} image path(s) resolve outside the images root "
+            f"{printable(root, 200)} (e.g. {', '.join(quoted(e) for e in escaping[:3])}); they were "
+            "refused. Paths must be relative to the images root and stay inside it (no '..', no "
+            "links out)."
         )
     pins["path"] = [str(r) if r is not None else "" for r in resolved]
     pins["utf8_ok"] = True
@@ -175,4 +306,7 @@ def read_manifest(path: Path | str, images_root: Path | str | None = None) -> Ma
         images_root=root,
         n_rows=n_rows,
         n_repeated_saves=n_rows - len(saves),
+        case_variants=variants,
+        merged_case_variants=bool(merge_case_variants and variants),
+        n_nfc_categories=n_nfc,
     )
