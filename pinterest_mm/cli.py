@@ -29,6 +29,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             min_words=args.min_words if args.min_words is not None else defaults.min_words,
             min_per_class=args.min_per_class if args.min_per_class is not None else defaults.min_per_class,
             max_per_class=args.max_per_class if args.max_per_class is not None else defaults.max_per_class,
+            merge_case_variants=args.merge_case_variants,
         ),
         split=SplitConfig(seed=args.seed),
     )
@@ -197,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images-root", type=Path, default=None,
                    help="folder image paths are relative to (default: the manifest's folder)")
     p.add_argument("--replace", action="store_true", help="replace an existing dataset of that name")
+    p.add_argument("--merge-case-variants", action="store_true",
+                   help="merge category names that differ only in case into the most used spelling")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_import)
 

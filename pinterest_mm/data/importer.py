@@ -1,7 +1,8 @@
 """Import a manifest into the store: validate, clean as the thesis does, draw, split.
 
 Nothing is written until every step has succeeded; the store write is one transaction,
-so an import killed at any point leaves the store as it was.
+so an import killed at any point leaves the store as it was. Every step is announced on a
+progress bar (and the long per-pin ones count pins), so a large manifest is never silent.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from tqdm.auto import tqdm
 
 from ..config import ImportConfig
 from ..store import Store, validate_name
-from .clean import ImageCheck, clean_transformer_text, clean_words, duplicate_groups, inspect_image
-from .manifest import read_manifest
+from .clean import ImageCheck, clean_transformer_text, clean_words, duplicate_keepers, inspect_image
+from .manifest import Manifest, read_manifest
+from .printable import quoted
 from .split import MIN_PINS_FOR_SPLIT, draw_per_class, stratified_split
 
 
@@ -29,6 +31,7 @@ class ImportFailed(ValueError):
 
 # Step name -> (why pins are dropped, the option that controls it).
 STEPS = {
+    "category names": ("nothing dropped: category names normalized, case variants", "--merge-case-variants"),
     "excluded category": ("category empty or in the excluded list (thesis: none, other)", None),
     "invalid text": ("description empty or not valid UTF-8", None),
     "too few words": ("fewer than min_words words after cleaning", "--min-words"),
@@ -87,6 +90,10 @@ class _Tracker:
                 f"Import report so far:\n{self.report_text()}"
             )
 
+    def note(self, step: str, reason: str) -> None:
+        """Record a step that drops nothing, with ``reason`` saying what it found."""
+        self._record(step, pd.Series(False, index=self.pins.index), reason)
+
     def _record(self, step: str, mask: pd.Series, reason: str) -> None:
         cats = self.pins["category"]
         dropped = cats[mask].value_counts()
@@ -123,10 +130,54 @@ def format_report(report: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _check_images(paths: list[str], max_pixels: int, progress: bool) -> list[ImageCheck]:
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        it = pool.map(lambda p: inspect_image(Path(p), max_pixels), paths)
-        return list(tqdm(it, total=len(paths), desc="checking images", unit="img", disable=not progress))
+# The steps announced on the progress bar, in order.
+PHASES = ("reading manifest", "cleaning text", "checking images", "duplicate images",
+          "classes and splits", "writing the store")
+
+
+def _phases(progress: bool) -> tqdm:
+    """A progress bar over :data:`PHASES` (on stderr); :func:`_announce` moves it on."""
+    return tqdm(total=len(PHASES), desc="import", unit="step", disable=not progress,
+                bar_format="{desc}step {n_fmt}/{total_fmt} [{elapsed}]")
+
+
+def _announce(bar: tqdm, phase: str) -> None:
+    """Show ``phase`` (one of :data:`PHASES`) as the running step."""
+    bar.n = PHASES.index(phase) + 1
+    bar.set_description(f"import: {phase}", refresh=True)
+
+
+def _check_images(paths: list[str], max_pixels: int, max_bytes: int, progress: bool) -> list[ImageCheck]:
+    """Inspect each distinct path once (pins often share an image file), 4 at a time.
+
+    Ctrl-C cancels the images not started yet; none of the running ones can block
+    (:func:`~.clean.read_image_bytes` never waits on a pipe or device).
+    """
+    unique = list(dict.fromkeys(paths))
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        it = pool.map(lambda p: inspect_image(Path(p), max_pixels, max_bytes), unique)
+        checks = list(tqdm(it, total=len(unique), desc="checking images", unit="img", disable=not progress))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    by_path = dict(zip(unique, checks))
+    return [by_path[p] for p in paths]
+
+
+def _category_note(m: Manifest) -> str | None:
+    """What normalizing the category names found, for the report (None: nothing)."""
+    parts = []
+    if m.n_nfc_categories:
+        parts.append(f"{m.n_nfc_categories} name(s) normalized to Unicode NFC")
+    if m.case_variants:
+        shown = "; ".join(" / ".join(quoted(n, 30) for n in g) for g in m.case_variants[:3])
+        more = f" and {len(m.case_variants) - 3} more" if len(m.case_variants) > 3 else ""
+        if m.merged_case_variants:
+            parts.append(f"case variants merged into the first: {shown}{more}")
+        else:
+            parts.append(f"WARNING: names differ only in case, kept apart: {shown}{more} "
+                         "(--merge-case-variants merges them)")
+    return "; ".join(parts) or None
 
 
 def import_manifest(
@@ -163,10 +214,23 @@ def import_manifest(
         from ..store import StoreError
 
         raise StoreError(f"A dataset named {name!r} exists already. Pass --replace to replace it.")
+    phases = _phases(progress)
+    try:
+        return _import(store, manifest, name, config, images_root, replace, progress, phases)
+    finally:
+        phases.close()
+
+
+def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
+            images_root: Path | str | None, replace: bool, progress: bool, phases: tqdm) -> ImportResult:
+    """The steps of :func:`import_manifest`, each announced on ``phases``."""
     cc, sc = config.cleaning, config.split
-    m = read_manifest(manifest, images_root)
+    _announce(phases, "reading manifest")
+    m = read_manifest(manifest, images_root, merge_case_variants=cc.merge_case_variants)
     pins = m.pins.copy()
     track = _Tracker(pins)
+    if (note := _category_note(m)) is not None:
+        track.note("category names", note)
 
     excluded = {c.lower() for c in cc.drop_categories}
     track.drop("excluded category", (pins["category"] == "") | pins["category"].str.lower().isin(excluded))
@@ -174,33 +238,33 @@ def import_manifest(
     p = track.pins
     track.drop("invalid text", (p["description"].str.strip() == "") | ~p["utf8_ok"])
 
+    _announce(phases, "cleaning text")
     p = track.pins
-    words = [clean_words(d, cc.min_token_len, cc.max_token_len) for d in p["description"]]
+    texts = tqdm(p["description"], desc="cleaning text", unit="pin", disable=not progress, leave=False)
+    words = [clean_words(d, cc.min_token_len, cc.max_token_len) for d in texts]
     p["text_words"] = [" ".join(w) for w in words]
     p["n_words"] = [len(w) for w in words]
     p["text_transformer"] = [clean_transformer_text(d) for d in p["description"]]
     track.drop("too few words", p["n_words"] < cc.min_words)
 
+    _announce(phases, "checking images")
     p = track.pins
-    checks = _check_images(p["path"].tolist(), cc.max_image_pixels, progress)
+    checks = _check_images(p["path"].tolist(), cc.max_image_pixels, cc.max_image_bytes, progress)
     p["image_hash"] = [c.dhash for c in checks]
     p["sha1"] = [c.sha1 for c in checks]
     track.drop("bad image", pd.Series([not c.ok for c in checks]), pd.Series([c.reason for c in checks]))
 
+    _announce(phases, "duplicate images")
     p = track.pins
     if cc.dedupe_images:
-        sizes = p["category"].map(p["category"].value_counts())
-        drop = pd.Series(False, index=p.index)
-        reasons = pd.Series("", index=p.index)
-        for group in duplicate_groups(p["image_hash"].tolist(), cc.hash_distance):
-            # Keep the copy in the category with the fewest pins (thesis 3.2.2), then by id.
-            keeper = min(group, key=lambda i: (sizes.iloc[i], p["pin_id"].iloc[i]))
-            for i in group:
-                if i != keeper:
-                    drop.iloc[i] = True
-                    reasons.iloc[i] = f"duplicate of pin {p['pin_id'].iloc[keeper]}"
+        sizes = p["category"].map(p["category"].value_counts()).to_numpy()
+        pin_ids = p["pin_id"].to_numpy(dtype=object)
+        keepers = duplicate_keepers(p["image_hash"].tolist(), sizes, pin_ids, cc.hash_distance)
+        drop = pd.Series(keepers != np.arange(len(p)), index=p.index)
+        reasons = pd.Series("duplicate of pin " + pd.Series(pin_ids[keepers], dtype=object), index=p.index)
         track.drop("duplicate image", drop, reasons)
 
+    _announce(phases, "classes and splits")
     p = track.pins
     counts = p["category"].value_counts()
     small = counts[counts < cc.min_per_class].index
@@ -217,7 +281,7 @@ def import_manifest(
     too_small = counts[counts < MIN_PINS_FOR_SPLIT]
     if len(too_small):
         raise ImportFailed(
-            f"Categories {', '.join(map(repr, too_small.index[:5]))} have fewer than "
+            f"Categories {', '.join(quoted(c, 40) for c in too_small.index[:5])} have fewer than "
             f"{MIN_PINS_FOR_SPLIT} pins, too few for a stratified train/validation/test split. "
             f"Raise --min-per-class to at least {MIN_PINS_FOR_SPLIT} to drop them."
         )
@@ -237,6 +301,7 @@ def import_manifest(
         ).encode()
     ).hexdigest()[:16]
     report = track.report()
+    _announce(phases, "writing the store")
     store.write_dataset(
         name,
         info=dict(
