@@ -244,3 +244,74 @@ def test_thesis_report_tables_and_predict_page_show_all_eleven(lab):
     used = next(c.value for c in at.caption if "Weights used" in c.value)
     for name in chosen:  # the page fuses the thesis selection of the eleven
         assert name in used, (name, used)
+
+
+def test_timm_weights_in_every_form_load_the_same_backbone(tmp_path, monkeypatch):
+    """A .safetensors file, a pytorch_model.bin, a timm hub folder and the hub cache: same weights."""
+    import huggingface_hub.constants as hub_constants
+
+    name, arch = "effnetv2-b1", TIMM_ARCH["effnetv2-b1"]
+    monkeypatch.delenv("PINTEREST_MM_DOWNLOAD", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    state = timm_state_dict(arch, seed=11)
+    key = "conv_stem.weight"
+    seen = []
+    for form in ("safetensors", "bin", "folder", "cache"):
+        if form == "cache":
+            monkeypatch.delenv(weights_env_var(name))
+            place_in_hub_cache(tmp_path / "hub", f"timm/{arch}", {"model.safetensors": save_timm(state, tmp_path / "c", "safetensors")})
+        else:
+            monkeypatch.setenv(weights_env_var(name), str(save_timm(state, tmp_path / form, form)))
+        assert get_model(name).available()[0], form
+        bb = get_model(name).create(image_size=32).backbone("cpu")
+        assert bb.dim == get_model(name).dim
+        assert np.array_equal(bb.net.state_dict()[key].numpy(), state[key].numpy()), form
+        seen.append(bb(np.full((1, 32, 32, 3), 128, np.uint8)))
+    for feats in seen[1:]:
+        np.testing.assert_allclose(feats, seen[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["word2vec-text", "word2vec-bin", "word2vec-text-gz", "word2vec-bin-gz", "glove-text"])
+def test_vectors_in_every_format_give_the_same_features(tmp_path, monkeypatch, form):
+    from pinterest_mm.models.text import vectors_format
+
+    path = save_vectors(tmp_path / ("vectors" + (".gz" if form.endswith("-gz") else ".bin" if "bin" in form else ".txt")),
+                        form, 300, seed=5)
+    assert vectors_format(path) == form.removesuffix("-gz")
+    monkeypatch.setenv(weights_env_var("word2vec-google-news-300"), str(path))
+    X = get_model("word2vec-google-news-300").create().featurize(texts=["Football team", "nothing known here"])
+    words, vecs = word_vectors(300, seed=5)
+    want = vecs[[words.index("football"), words.index("team")]].mean(0)
+    np.testing.assert_allclose(X[0], want, rtol=1e-5, atol=1e-5)
+    assert not X[1].any()
+
+
+def test_fasttext_bin_keeps_subwords_and_a_bad_file_says_so(tmp_path, monkeypatch):
+    from pinterest_mm.models.registry import WeightsUnavailable
+    from pinterest_mm.models.text import vectors_format
+
+    path = save_fasttext_bin(tmp_path / "cc.en.300.bin", 300)
+    assert vectors_format(path) == "fasttext"
+    monkeypatch.setenv(weights_env_var("fasttext-wiki-news-300"), str(path))
+    X = get_model("fasttext-wiki-news-300").create().featurize(texts=["puppies", "qqqq"])
+    assert X.shape == (2, 300) and np.abs(X[0]).sum() > 0  # an unseen word, from its n-grams
+    bad = tmp_path / "broken.bin"
+    bad.write_bytes(b"\x00\x01garbage" * 10)
+    monkeypatch.setenv(weights_env_var("fasttext-wiki-news-300"), str(bad))
+    with pytest.raises(WeightsUnavailable, match="cannot be read"):
+        get_model("fasttext-wiki-news-300").create().featurize(texts=["x"])
+
+
+def test_gpu_path_thesis_settings_and_device_choice(monkeypatch):
+    """On a CUDA machine builds pick the GPU and the thesis's fine-tuning settings (checked on a
+    CPU with CUDA reported present; nothing runs on a GPU here)."""
+    import torch
+
+    from pinterest_mm.models.base import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device() == "cuda" and pick_device("cpu") == "cpu"
+    cfg = get_model("bert-base").create().cfg
+    assert (cfg.lr, cfg.epochs, cfg.batch_size, cfg.freeze_embeddings) == (8.35e-6, 7, 6, False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert get_model("roberta-base").create().cfg.epochs == 3

@@ -128,9 +128,12 @@ def vectors_format(path: Path) -> str:
     path = Path(path)
     if path.name.lower().endswith((".kv", ".model")):
         return "gensim"
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    with (gzip.open if gzipped else open)(path, "rb") as fh:
         head = fh.read(4096)
+    if gzipped and not path.name.lower().endswith(".gz"):
+        raise ValueError(f"{path.name} is gzipped: name it *.gz so that gensim reads it.")
     if len(head) >= 4 and struct.unpack("<i", head[:4])[0] == FASTTEXT_MAGIC:
         return "fasttext"
     first, _, rest = head.partition(b"\n")
