@@ -315,3 +315,17 @@ def test_gpu_path_thesis_settings_and_device_choice(monkeypatch):
     assert (cfg.lr, cfg.epochs, cfg.batch_size, cfg.freeze_embeddings) == (8.35e-6, 7, 6, False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert get_model("roberta-base").create().cfg.epochs == 3
+
+
+def test_other_weights_in_the_cache_rebuild_the_model(lab):
+    """Weights replaced in the gensim-data folder (a new download or unpack) are not the cached
+    features' weights: the model is rebuilt, and unchanged weights are reused."""
+    name = "word2vec-google-news-300"
+    build_one(lab, name)
+    assert build(lab.store, "tiny", [name], progress=False)[0]["status"] == "cached"
+    gname = GENSIM_NAMES[name]
+    save_vectors(lab.root / "gensim-data" / gname / f"{gname}.gz", "word2vec-bin-gz", 300, seed=99)
+    assert build(lab.store, "tiny", [name], progress=False)[0]["status"] == "built"
+    lab.given.pop(name)  # the e2e test writes its own vectors again when it runs after this one
+    give_weights(lab, name)
+    assert build(lab.store, "tiny", [name], progress=False)[0]["status"] == "built"
