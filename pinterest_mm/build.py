@@ -86,6 +86,10 @@ def model_fingerprints(spec: ModelSpec, model, dataset_fp: str, logreg: LogRegCo
     """Return (feature fingerprint, model fingerprint)."""
     config = model.config()
     weights = local_weights(spec.name, getattr(model, "options", None))
+    if weights is None and not spec.offline:  # hub weights from a local cache (downloaded, unpacked)
+        from .models.weights_store import locate
+
+        weights = locate(spec)
     if weights is not None:  # other weights, other features: identify the file, not its path
         config = {**config, "weights": weights_identity(weights)}
     feat = fingerprint_of({"dataset": dataset_fp, "model": spec.name, "config": config})

@@ -83,14 +83,71 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_or_models(args: argparse.Namespace) -> list[str] | None:
+    """The model names of ``--models`` or ``--profile`` (None: neither given)."""
+    if getattr(args, "models", None) and getattr(args, "profile", None):
+        raise ValueError("Give --models or --profile, not both.")
+    if getattr(args, "profile", None):
+        from .models.registry import profile_models
+
+        return [s.name for s in profile_models(args.profile)]
+    return [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build, format_build_summary
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = _profile_or_models(args)
     store = _store()
     store.dataset_info(args.name)
+    if getattr(args, "profile", None) in ("thesis", "all"):
+        from .models.registry import get_model
+        from .models.weights_store import missing_hint
+
+        missing = [m for m in models if not get_model(m).available()[0]]
+        if missing:
+            print(f"{len(missing)} of the {len(models)} models of profile {args.profile!r} have no "
+                  f"weights here; the others build. {missing_hint(missing)}", file=sys.stderr)
     results = build(store, args.name, models, progress=not args.quiet)
     print(format_build_summary(results))
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    """List, download, pack or unpack the hub models' pretrained weights."""
+    from .models import weights_store as ws
+    from .models.registry import get_model, list_models
+
+    action = args.action or "list"
+    names = _profile_or_models(args)
+    specs = [get_model(n) for n in names] if names is not None else None
+    if action == "list":
+        rows = ws.weights_status(specs)
+        if args.json:
+            print(json.dumps({"weights": [
+                dict(model=r.model, source=r.source, thesis=r.thesis, found=r.found is not None,
+                     path=str(r.found) if r.found else None, size=r.size, looks=list(r.looks))
+                for r in rows]}, indent=2))
+        else:
+            print(ws.format_weights_table(rows))
+        return 0
+    if action == "download":
+        results = ws.download(specs if specs is not None else [s for s in list_models() if s.thesis],
+                              progress=not args.quiet)
+        for r in results:
+            print(f"{r['model']:<26} {r['status']:<10} {', '.join(r['files'])}")
+        return 0
+    if action == "pack":
+        manifest = ws.pack(specs if specs is not None else list_models(), Path(args.dir), progress=not args.quiet)
+        models = sorted({e["model"] for e in manifest["files"]})
+        size = sum(e["size"] for e in manifest["files"])
+        print(f"Packed {len(models)} models ({size / 2**30:.2f} GiB) into {args.dir}: {', '.join(models)}.")
+        if manifest["missing"]:
+            print(f"Not on this machine (not packed): {', '.join(manifest['missing'])}.")
+        print(f"Copy the folder to the other machine and run: pinterest-mm weights unpack {args.dir}")
+        return 0
+    placed = ws.unpack(Path(args.dir), progress=not args.quiet)
+    print(f"Unpacked and checked {len(placed)} models: {', '.join(placed)}. They build without any variable set.")
     return 0
 
 
@@ -215,8 +272,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="extract features, train classifiers, cache probabilities")
     p.add_argument("name")
     p.add_argument("--models", default=None, help="comma-separated model names (default: offline set)")
+    p.add_argument("--profile", default=None, choices=["offline", "thesis", "all"],
+                   help="offline: the packaged models (default); thesis: the thesis's eleven; all")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("weights", help="pretrained weights: list, download, pack/unpack for air-gapped machines")
+    wsub = p.add_subparsers(dest="action")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    for action, text in (("list", "where the lab looks for each model's weights, found or not, size"),
+                         ("download", "fetch weights once (internet), resumable (default: --profile thesis)"),
+                         ("pack", "copy the weights here into DIR with checksums"),
+                         ("unpack", "check DIR's checksums and place its weights into the local caches")):
+        w = wsub.add_parser(action, help=text)
+        if action in ("pack", "unpack"):
+            w.add_argument("dir")
+        if action != "unpack":
+            w.add_argument("--models", default=None, help="comma-separated model names")
+            w.add_argument("--profile", default=None, choices=["offline", "thesis", "all"])
+        w.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+        w.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_weights, models=None, profile=None, quiet=False)
 
     p = sub.add_parser("report", help="per-model figures (and the thesis tables with --thesis)")
     p.add_argument("name")
@@ -254,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         from .build import BuildFailed
 
         expected = (*expected, BuildFailed)
+    if args.command == "weights":
+        from .models.weights_store import WeightsStoreError
+
+        expected = (*expected, WeightsStoreError)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -56,7 +56,7 @@ def test_gensim_thesis_vectors_offline_error_and_local_copy(tmp_path, monkeypatc
     assert not spec.available()[0]
     with pytest.raises(WeightsUnavailable) as err:
         spec.create().featurize(texts=["hello world"])
-    assert "gensim.downloader" in str(err.value) and "glove-twitter-200" in str(err.value)
+    assert "pinterest-mm weights download" in str(err.value) and "glove-twitter-200" in str(err.value)
     # A local gensim-data copy (word2vec text format, gzipped) is found and used.
     folder = tmp_path / "glove-twitter-200"
     folder.mkdir()
@@ -90,7 +90,7 @@ def test_hub_transformer_offline_raises(monkeypatch):
     from pinterest_mm.models import transformer as tmod
 
     monkeypatch.delenv("PINTEREST_MM_DOWNLOAD", raising=False)
-    monkeypatch.setattr(tmod, "hf_cached", lambda hf_id: False)
+    monkeypatch.setattr(tmod, "hf_snapshot_dir", lambda hf_id: None)
     with pytest.raises(WeightsUnavailable) as err:
         get_model("bert-base").create().source()
     assert "bert-base-uncased" in str(err.value) and "PINTEREST_MM_WEIGHTS_BERT_BASE" in str(err.value)

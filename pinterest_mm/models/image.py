@@ -53,12 +53,33 @@ def effnet_lite_weights_file(variant: int) -> Path:
     return Path(cls.get_model_file_path())
 
 
+TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def timm_weights_file(path: Path) -> Path:
+    """Return the state-dict file of a user's timm weights: the file, or the one in a hub folder.
+
+    A timm hub folder (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``, as
+    timm's ``save_for_hf`` or a hub snapshot holds it) names its weights file; a file is used
+    as it is (``.safetensors``, or a torch ``.bin``/``.pth`` state dict, read weights-only).
+    """
+    path = Path(path)
+    if path.is_dir():
+        for fname in TIMM_WEIGHT_FILES:
+            if (path / fname).is_file():
+                return path / fname
+        found = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) + sorted(path.glob("*.pth"))
+        if found:
+            return found[0]
+    return path
+
+
 def _timm_hub_file(timm_name: str) -> str | None:
     """Return the cached weights file of a timm pretrained tag, or None (no network)."""
     from huggingface_hub import try_to_load_from_cache
 
     repo = f"timm/{timm_name}"  # timm's hub convention for every tagged model here
-    for fname in ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"):
+    for fname in TIMM_WEIGHT_FILES:
         hit = try_to_load_from_cache(repo, fname)
         if isinstance(hit, str):
             return hit
@@ -196,7 +217,7 @@ def build_backbone(options: dict, *, pretrained: bool = True, name: str = "") ->
             path = local_weights(name, options)
             cached = None if path else _timm_hub_file(timm_name)
             if path is not None or cached is not None:
-                kwargs["pretrained_cfg_overlay"] = {"file": str(path or cached)}
+                kwargs["pretrained_cfg_overlay"] = {"file": str(timm_weights_file(path) if path else cached)}
             elif not download_allowed():
                 base = timm_name.split(".")[0]
                 raise WeightsUnavailable(hub_hint(

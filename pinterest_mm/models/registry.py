@@ -368,6 +368,29 @@ def default_models(available_only: bool = False) -> list[ModelSpec]:
     return [s for s in specs if s.available()[0]] if available_only else specs
 
 
+PROFILES = ("offline", "thesis", "all")
+
+
+def profile_models(profile: str) -> list[ModelSpec]:
+    """Return the models of a build profile.
+
+    ``offline`` (the default): the offline set that is usable here; ``thesis``: exactly the
+    thesis's eleven (ConvNeXt T/S/B, EfficientNetV2 B1/B3/S, BERT-base, RoBERTa-base,
+    GloVe-Twitter-200, Word2Vec-GoogleNews-300, fastText-300), available or not (a build says
+    which are missing); ``all``: every registered model.
+
+    Raises:
+        ValueError: Unknown profile; the message lists the profiles.
+    """
+    if profile == "offline":
+        return default_models(available_only=True)
+    if profile == "thesis":
+        return [s for s in _SPECS if s.thesis]
+    if profile == "all":
+        return list(_SPECS)
+    raise ValueError(f"Unknown profile {profile!r}. Profiles: {', '.join(PROFILES)}.")
+
+
 def format_models_table(specs: list[ModelSpec] | None = None) -> str:
     """Return a text table of models: name, modality, family, dim, available now, source."""
     specs = list_models() if specs is None else specs

@@ -108,15 +108,80 @@ def load_glove_pkg() -> Vectors:
     return Vectors(np.load(emb, mmap_mode="r"), {w: i for i, w in enumerate(words)})
 
 
+FASTTEXT_MAGIC = 793712314  # first int32 of a Facebook fastText .bin (keeps subword vectors)
+
+
+def vectors_format(path: Path) -> str:
+    """Tell a local vectors file's format from its bytes (the name can lie: ``.bin`` is both).
+
+    Returns:
+        ``gensim`` (a gensim ``.kv``/``.model`` save), ``fasttext`` (Facebook ``.bin`` with
+        subwords), ``word2vec-bin``, ``word2vec-text`` (a ``count dim`` header line) or
+        ``glove-text`` (no header, ``word v1 .. vd`` per line); ``.gz`` files are read through.
+
+    Raises:
+        ValueError: The file is empty or none of these formats.
+    """
+    import gzip
+    import struct
+
+    path = Path(path)
+    if path.name.lower().endswith((".kv", ".model")):
+        return "gensim"
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    with (gzip.open if gzipped else open)(path, "rb") as fh:
+        head = fh.read(4096)
+    if gzipped and not path.name.lower().endswith(".gz"):
+        raise ValueError(f"{path.name} is gzipped: name it *.gz so that gensim reads it.")
+    if len(head) >= 4 and struct.unpack("<i", head[:4])[0] == FASTTEXT_MAGIC:
+        return "fasttext"
+    first, _, rest = head.partition(b"\n")
+    parts = first.split()
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        dim = int(parts[1])
+        # The text format's next line is a word and `dim` numbers; the binary one holds raw floats.
+        line = rest.split(b"\n", 1)[0]
+        try:
+            tokens = line.decode("utf-8").split()
+            [float(t) for t in tokens[1:]]
+            if len(tokens) == dim + 1:
+                return "word2vec-text"
+        except (UnicodeDecodeError, ValueError):
+            pass
+        return "word2vec-bin"
+    try:
+        tokens = first.decode("utf-8").split()
+        if len(tokens) > 2:
+            [float(t) for t in tokens[1:]]
+            return "glove-text"
+    except (UnicodeDecodeError, ValueError):
+        pass
+    raise ValueError(
+        f"{path.name} is not a word-vectors file gensim reads (word2vec text or binary, GloVe "
+        "text, a fastText .bin or a gensim .kv)."
+    )
+
+
 def load_word2vec_file(path: Path) -> Vectors:
-    """Load a local vectors file: gensim ``.kv``/``.model``, or word2vec text/binary format."""
+    """Load a local vectors file in any format the thesis's vectors come in.
+
+    Word2Vec Google News (word2vec binary, gensim-data's ``.gz``), GloVe Twitter (the original
+    header-less text, or gensim-data's word2vec text), fastText (gensim-data's word2vec text,
+    or Facebook's ``.bin``, whose subword vectors give unseen words a vector) and gensim
+    ``.kv`` saves; the format is read from the bytes (:func:`vectors_format`).
+    """
     from gensim.models import KeyedVectors
 
-    name = path.name.lower()
-    if name.endswith((".kv", ".model")):
+    fmt = vectors_format(path)
+    if fmt == "gensim":
         return Vectors.from_kv(KeyedVectors.load(str(path), mmap="r"))
-    binary = name.endswith((".bin", ".bin.gz"))
-    return Vectors.from_kv(KeyedVectors.load_word2vec_format(str(path), binary=binary))
+    if fmt == "fasttext":
+        from gensim.models.fasttext import load_facebook_vectors
+
+        return Vectors.from_kv(load_facebook_vectors(str(path)))
+    return Vectors.from_kv(KeyedVectors.load_word2vec_format(
+        str(path), binary=fmt == "word2vec-bin", no_header=fmt == "glove-text"))
 
 
 def _tokens(texts: Iterable[str]) -> list[list[str]]:
@@ -171,13 +236,24 @@ class WordVectorModel:
             gname = self.options["gensim_name"]
             raise WeightsUnavailable(
                 f"Model {self.spec.name!r} needs the pretrained vectors {gname!r}, not on this "
-                f"machine. Download them once with internet: `python -m gensim.downloader "
-                f"--download {gname}` (into {gensim_base_dir()}), or pass a local vectors "
-                f"file (word2vec text/.bin or gensim .kv) with "
+                f"machine. Download them once with internet: `pinterest-mm weights download "
+                f"--models {self.spec.name}` (into the gensim-data folder; or bring them from a "
+                "machine that has them with `pinterest-mm weights pack/unpack`), or pass a "
+                "local vectors file (word2vec text or binary, GloVe text, a fastText .bin, a "
+                "gensim .kv; .gz too) with "
                 f"{weights_env_var(self.spec.name)}=path. The offline default models "
                 "(glove-6b-50, word2vec-train, fasttext-train) need no download."
             )
-        return load_word2vec_file(path)
+        try:
+            return load_word2vec_file(path)
+        except (OSError, ValueError, EOFError) as exc:  # truncated, corrupt, another format
+            why = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise WeightsUnavailable(
+                f"The vectors file {path.name} of {self.spec.name!r} cannot be read "
+                f"({type(exc).__name__}: {why}). Check or unset "
+                f"{weights_env_var(self.spec.name)}, or download them again with "
+                f"`pinterest-mm weights download --models {self.spec.name}`."
+            ) from exc
 
     def fit_vectors(self, train_tokens: list[list[str]]) -> Vectors:
         """Train Word2Vec/FastText on the train split's tokens (deterministic)."""

