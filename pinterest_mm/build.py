@@ -225,14 +225,14 @@ def _check_unchanged(store: Store, dataset: str, version: str, cause: BaseExcept
 
 
 def _build_all(store: Store, dataset: str, specs: list[ModelSpec], *, version: str,
-               options: dict[str, dict], **common) -> list[dict]:
+               options: dict[str, dict], progress: bool, **common) -> list[dict]:
     results = []
     for spec in specs:
         _check_unchanged(store, dataset, version)
         try:
             results.append(_build_one(
                 store, dataset, spec, version=version, options=dict(options.get(spec.name, {})),
-                **common,
+                progress=progress, **common,
             ))
         except DatasetChanged:
             raise
