@@ -160,14 +160,17 @@ class Store:
     """
 
     def __init__(self, root: Path | str | None = None, *, read_only: bool = False) -> None:
-        self.root = Path(root) if root is not None else home()
+        self.root = Path(root) if root is not None else home(create=False)
         self.path = self.root / "store.duckdb"
         self.read_only = read_only
         if not read_only:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise _io_error(self.root, "created", exc, reading=False) or exc
+                raise StoreError(
+                    f"The store folder {self.root} cannot be created: {exc.strerror or exc}. Point "
+                    "PINTEREST_MM_HOME at a folder this user can write."
+                ) from exc
             with self.connect() as con:
                 con.execute(_SCHEMA)
                 con.execute(
@@ -266,7 +269,12 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a connection inside one transaction; roll back on any error."""
+        """Yield a connection inside one transaction; roll back on any error.
+
+        Raises:
+            StoreError: The commit failed (a full disk, a read-only folder, ...); nothing of
+                the transaction was written.
+        """
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -274,7 +282,14 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:  # e.g. the write-ahead log cannot grow on a full disk
+                raise _io_error(self.path, "written", exc, reading=False) or StoreError(
+                    f"The store {self.path} could not save the change "
+                    f"({str(exc).splitlines()[0][:200]}); nothing of it was written. Run the "
+                    "command again."
+                ) from exc
 
     # ------------------------------------------------------------------ datasets
     def write_dataset(

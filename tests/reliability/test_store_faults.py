@@ -194,6 +194,31 @@ def test_store_on_a_read_only_filesystem(tiny_store, tiny_manifest):
                            "Read-only file system")
 
 
+# A full disk: a tmpfs just larger than the store, mounted over the store folder in the
+# command's own mount namespace; the import's commit cannot grow the write-ahead log.
+_FULL_DISK = ('mount -t tmpfs -o size="$2" tmpfs "$0" && cp "$1" "$0"/ && '
+              '"$3" -m pinterest_mm.cli import "$4" --name other --min-per-class 10 --quiet; '
+              'echo "import-status=$?"; "$3" -m pinterest_mm.cli datasets --json')
+
+
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare --mount (mount namespaces)")
+def test_full_disk_is_reported_as_a_full_disk(tmp_path, tiny_store, tiny_manifest):
+    """Check an import that fills the disk exits 2 with "No space left on device" (not
+    "corrupt: move it away"), and the store still holds what it held."""
+    home = tmp_path / "full"
+    home.mkdir()
+    size_kb = -(-tiny_store.path.stat().st_size // 4096) * 4 + 8  # the file's pages + 2 pages
+    res = subprocess.run(["unshare", "--mount", "sh", "-c", _FULL_DISK, str(home), str(tiny_store.path),
+                          f"{size_kb}k", sys.executable, str(tiny_manifest)],
+                         cwd=REPO, env=cli_env(home), capture_output=True, text=True, timeout=300)
+    assert "import-status=2" in res.stdout, (res.stdout, res.stderr)
+    assert res.stderr.startswith("error: ") and "Traceback" not in res.stderr, res.stderr
+    assert "No space left on device" in res.stderr and "Free some disk space" in res.stderr, res.stderr
+    assert "corrupt" not in res.stderr, res.stderr
+    names = [d["name"] for d in json.loads(res.stdout.split("import-status=2", 1)[1])["datasets"]]
+    assert names == ["tiny"]
+
+
 # Root ignores file modes through CAP_DAC_OVERRIDE: run the command as root without it (and
 # without CAP_DAC_READ_SEARCH), so the modes apply as to any other user.
 _OBEY_MODES = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
