@@ -115,6 +115,8 @@ def _io_error(path: Path, doing: str, exc: BaseException, *, reading: bool) -> S
     if code in _NO_WRITE and reading:
         advice = ("Give this user read access to the store folder and its files, or point "
                   "PINTEREST_MM_HOME at a readable copy of it.")
+    elif code in _NO_WRITE and not path.exists():
+        advice = "Point PINTEREST_MM_HOME at a folder this user can write."
     elif code in _NO_WRITE:
         advice = ("The store itself is intact: commands that only read it (`pinterest-mm "
                   "datasets`, `pinterest-mm report`, the app) still work. To import or build, "
@@ -238,7 +240,7 @@ class Store:
             self._check_version(con)
             yield con
         except _CORRUPT as exc:  # a truncated file opens, then fails on the first read
-            io_error = _io_error(self.path, "read" if self.read_only else "written", exc,
+            io_error = _io_error(self.path, "read" if self.read_only else "read or written", exc,
                                  reading=self.read_only)
             if io_error is not None:  # a read-only folder or a full disk: the file is fine
                 raise io_error from exc
@@ -430,7 +432,7 @@ class Store:
         row = con.execute("SELECT fingerprint, created_at FROM datasets WHERE name = ?", [name]).fetchone()
         if row is None:
             raise DatasetNotFound(f"No dataset named {name!r} (it was deleted or never imported).")
-        return f"{row[0]}@{row[1].isoformat()}"
+        return f"{row[0]}@{row[1]}"
 
     def classes(self, name: str) -> list[str]:
         """Return the class names of a dataset, index = label."""
