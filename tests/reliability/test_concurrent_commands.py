@@ -170,3 +170,38 @@ def test_files_vanishing_under_a_replace_stop_the_build(tiny_store, other_manife
         build(tiny_store, "tiny", ["tfidf-lr", "glove-6b-50"], progress=False)
     assert tiny_store.models("tiny").empty
     assert tiny_store.dataset_info("tiny")["n_pins"] < n_pins
+
+
+def test_dataset_lock_is_reentrant_in_its_thread_only(tmp_path):
+    """Check the lock: the holding thread may take it again (an import writing its dataset),
+    another thread is refused with the holder's pid and job, other datasets are free, and it
+    is free again once released."""
+    import os
+    import threading
+
+    from pinterest_mm.locks import DatasetBusy, dataset_lock
+
+    refused: list[DatasetBusy] = []
+
+    def other_thread() -> None:
+        try:
+            with dataset_lock(tmp_path, "tiny", "an import"):
+                pass
+        except DatasetBusy as exc:
+            refused.append(exc)
+
+    with dataset_lock(tmp_path, "tiny", "a build"):
+        with dataset_lock(tmp_path, "tiny", "an import"):
+            pass
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        with dataset_lock(tmp_path, "other", "a build"):
+            pass
+    assert len(refused) == 1
+    assert refused[0].holder["pid"] == os.getpid() and refused[0].holder["job"] == "a build"
+    assert "is busy: a build (pid" in str(refused[0])
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert len(refused) == 1  # released: the other thread got it
