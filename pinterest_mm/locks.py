@@ -10,8 +10,8 @@ The lock is re-entrant within a thread (an import holds it and writes the datase
 takes it again); another thread of the same process is refused like another process. The OS
 drops the lock when its process ends, however it ends (a SIGKILL included), so a killed build
 never leaves a stale lock behind. The lock file itself stays (removing it would race with the
-next job); it holds the holder's pid, job and start time for messages. Different datasets
-never block each other; readers (the app, ``report``) never take it.
+next job); while held, it names the holder's pid, job and start time for messages. Different
+datasets never block each other; readers (the app, ``report``) never take it.
 """
 
 from __future__ import annotations
@@ -136,5 +136,6 @@ def dataset_lock(root: Path, dataset: str, job: str) -> Iterator[None]:
         finally:
             with _held_guard:
                 del _held[key]
+            os.ftruncate(fd, 0)  # no stale holder shown to the next one (a kill leaves it: fine)
     finally:
         os.close(fd)  # closing the descriptor releases the lock
