@@ -51,9 +51,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from .store import Store
-
-    store = Store(read_only=True)
+    store = _store(read_only=True)
     df = store.list_datasets() if store.path.exists() else None
     if df is None or df.empty:
         if args.json:
