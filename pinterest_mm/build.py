@@ -9,6 +9,13 @@ Every model is saved with a fingerprint: a hash of the dataset's fingerprint, th
 name and settings and the classifier settings. A model whose stored fingerprint matches is
 skipped, so a second build recomputes nothing and adding a model computes only that one.
 A model whose weights are not on this machine is reported and skipped; the others build.
+
+One build of a dataset runs at a time: :func:`build` holds the dataset's lock
+(:mod:`pinterest_mm.locks`), which ``import --replace`` takes too, so a second build or a
+replace is refused at once instead of overwriting this one's files. Every model is saved only
+against the dataset version (:meth:`Store.dataset_version`) the build started from; should the
+dataset change anyway (e.g. replaced by a process that ignored the lock), the build stops with
+:class:`~pinterest_mm.store.DatasetChanged` and saves nothing of the old version.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from .models.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .models.checkpoints import save_estimator
 from .models.classify import LogRegConfig, fit_logreg_cv
 from .models.registry import ModelSpec, WeightsUnavailable, default_models, get_model, local_weights, weights_identity
-from .store import Store
+from .store import DatasetChanged, DatasetNotFound, Store
 
 BUILD_VERSION = 1  # bump when a change of this code changes outputs
 SPLITS = ("train", "val", "test")
@@ -104,9 +111,9 @@ def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(1) == y).mean()) if len(y) else 0.0
 
 
-def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, pins, rows, labels,
-               n_classes: int, device: str, progress: bool, options: dict, logreg: LogRegConfig,
-               force: bool, seed: int) -> dict:
+def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, version: str, pins, rows,
+               labels, n_classes: int, device: str, progress: bool, options: dict,
+               logreg: LogRegConfig, force: bool, seed: int) -> dict:
     model = spec.create(**options)
     model.device = device
     feat_fp, fp = model_fingerprints(spec, model, info["fingerprint"], logreg)
@@ -150,7 +157,7 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, pins,
     store.save_model(
         dataset, spec.name, family=spec.family, modality=spec.modality, params=params,
         cv_score=cv_score, val_accuracy=val_acc, test_accuracy=test_acc, seconds=seconds,
-        fingerprint=fp, probs=probs,
+        fingerprint=fp, probs=probs, dataset_version=version,
     )
     _say(f"{spec.name}: built in {seconds:.1f}s, val {val_acc:.4f}, test {test_acc:.4f}", progress)
     return {"model": spec.name, "status": "built", "seconds": seconds, "message": "",
@@ -190,25 +197,54 @@ def build(
     Raises:
         UnknownModelError: An unknown name was requested (nothing is built).
         BuildFailed: Every requested model was unavailable or failed.
+        DatasetBusy: Another build or an import of this dataset is running (nothing is done).
+        DatasetChanged: The dataset was replaced or deleted during the build; the model being
+            built then was not saved (models finished before were saved on the old version,
+            which the replace removed).
     """
     specs = resolve_models(models)
     options = options or {}
-    info = store.dataset_info(dataset)
-    pins, rows, labels = split_index(store, dataset)
-    n_classes = len(store.classes(dataset))
-    dev = pick_device(device)
+    with store.lock_dataset(dataset, "a build"):
+        version = store.dataset_version(dataset)  # first: pins read after a change never pass as this version
+        info = store.dataset_info(dataset)
+        pins, rows, labels = split_index(store, dataset)
+        n_classes = len(store.classes(dataset))
+        return _build_all(store, dataset, specs, info=info, version=version, pins=pins, rows=rows,
+                          labels=labels, n_classes=n_classes, device=pick_device(device),
+                          progress=progress, options=options, logreg=logreg, force=force, seed=seed)
+
+
+def _check_unchanged(store: Store, dataset: str, version: str, cause: BaseException | None = None) -> None:
+    """Raise :class:`DatasetChanged` when ``dataset`` is no longer at ``version``."""
+    try:
+        now = store.dataset_version(dataset)
+    except DatasetNotFound:
+        now = "deleted"
+    if now != version:
+        raise DatasetChanged(
+            f"Dataset {dataset!r} was replaced or deleted while this build ran, so it stopped: "
+            "results of the old version are not saved under the new one. Run "
+            f"`pinterest-mm build {dataset}` again to build on the current version."
+        ) from cause
+
+
+def _build_all(store: Store, dataset: str, specs: list[ModelSpec], *, version: str,
+               options: dict[str, dict], progress: bool, **common) -> list[dict]:
     results = []
     for spec in specs:
+        _check_unchanged(store, dataset, version)
         try:
             results.append(_build_one(
-                store, dataset, spec, info=info, pins=pins, rows=rows, labels=labels,
-                n_classes=n_classes, device=dev, progress=progress,
-                options=dict(options.get(spec.name, {})), logreg=logreg, force=force, seed=seed,
+                store, dataset, spec, version=version, options=dict(options.get(spec.name, {})),
+                progress=progress, **common,
             ))
+        except DatasetChanged:
+            raise
         except WeightsUnavailable as exc:
             print(f"{spec.name}: skipped. {exc}", file=sys.stderr)
             results.append({"model": spec.name, "status": "unavailable", "seconds": 0.0, "message": str(exc)})
         except Exception as exc:  # one broken model must not stop the others
+            _check_unchanged(store, dataset, version, exc)  # files gone because it was replaced?
             print(f"{spec.name}: FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             if progress and not isinstance(exc, OSError):  # disk full, files gone: the message says it all
                 traceback.print_exc()

@@ -1,7 +1,11 @@
 """The ``pinterest-mm`` command line: import, list, build, report, benchmark.
 
-Every command exits 0 on success and non-zero with a one-paragraph reason otherwise.
-Heavy modules (torch, models) are imported only by the commands that need them.
+Every command exits 0 on success and non-zero with a one-paragraph reason otherwise: 2 for a
+known problem (bad input, a damaged, locked, busy or read-only store, no model built), 3 when
+a build saved some models but others failed, 1 for anything unexpected, 130 on Ctrl-C.
+Commands that only read (``datasets``, ``report``) open the store read-only, so they work on a
+read-only filesystem and while the app serves it. Heavy modules (torch, models) are imported
+only by the commands that need them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import sys
 from pathlib import Path
 
 from .config import DEMO_DIR, DEMO_NAME, CleaningConfig, ImportConfig, SplitConfig
+
+PARTIAL_BUILD = 3  # exit status of a build that saved some models while others failed
 
 
 def _store(read_only: bool = False):
@@ -46,8 +52,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    store = _store()
-    df = store.list_datasets()
+    store = _store(read_only=True)
+    df = store.list_datasets() if store.path.exists() else None
+    if df is None or df.empty:
+        if args.json:
+            print(json.dumps({"datasets": []}, indent=2))
+        else:
+            print("No datasets yet. Import one: pinterest-mm import MANIFEST --name NAME")
+        return 0
     if args.json:
         rows = [
             dict(name=r["name"], pins=int(r["n_pins"]), classes=int(r["n_classes"]),
@@ -55,9 +67,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             for r in df.to_dict("records")
         ]
         print(json.dumps({"datasets": rows}, indent=2))
-        return 0
-    if df.empty:
-        print("No datasets yet. Import one: pinterest-mm import MANIFEST --name NAME")
         return 0
     print(f"{'name':<20} {'pins':>7} {'classes':>7} {'users':>7} {'train':>7} {'val':>6} {'test':>6}")
     for r in df.to_dict("records"):
@@ -110,7 +119,22 @@ def cmd_build(args: argparse.Namespace) -> int:
                   f"weights here; the others build. {missing_hint(missing)}", file=sys.stderr)
     results = build(store, args.name, models, progress=not args.quiet)
     print(format_build_summary(results))
-    return 0
+    return _build_status(results, args.name)
+
+
+def _build_status(results: list[dict], dataset: str) -> int:
+    """0 when every requested model is built or cached; else say which are not and return 3."""
+    missing = [r for r in results if r["status"] not in {"built", "cached"}]
+    if not missing:
+        return 0
+    names = ", ".join(f"{r['model']} ({r['status']})" for r in missing)
+    print(
+        f"error: {len(missing)} of {len(results)} models were not built: {names}; the reasons "
+        "are printed above. The others are saved. Fix the cause, then run "
+        f"`pinterest-mm build {dataset} --models {','.join(r['model'] for r in missing)}`.",
+        file=sys.stderr,
+    )
+    return PARTIAL_BUILD
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -154,7 +178,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import format_model_report, model_report
 
-    store = _store()
+    store = _store(read_only=True)  # fused results are not cached: nothing is written
     store.dataset_info(args.name)
     report = model_report(store, args.name)
     if args.thesis:
@@ -214,7 +238,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.no_build:
         from .build import build, format_build_summary
 
-        print(format_build_summary(build(store, DEMO_NAME, None, progress=not args.quiet)))
+        results = build(store, DEMO_NAME, None, progress=not args.quiet)
+        print(format_build_summary(results))
+        return _build_status(results, DEMO_NAME)
     return 0
 
 
@@ -322,10 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .data.importer import ImportFailed
     from .data.manifest import ManifestError
+    from .locks import DatasetBusy
     from .store import StoreError
 
-    expected: tuple[type[BaseException], ...] = (ManifestError, ImportFailed, StoreError, ValueError,
-                                                 FileNotFoundError, PermissionError)
+    expected: tuple[type[BaseException], ...] = (ManifestError, ImportFailed, StoreError, DatasetBusy,
+                                                 ValueError, FileNotFoundError, PermissionError)
     if args.command in ("build", "demo"):
         from .build import BuildFailed
 

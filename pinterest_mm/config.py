@@ -16,11 +16,16 @@ DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
 DEMO_NAME = "demo"
 
 
-def home() -> Path:
-    """Return the store folder: ``$PINTEREST_MM_HOME``, default ``artifacts/`` of the repo."""
+def home(create: bool = True) -> Path:
+    """Return the store folder: ``$PINTEREST_MM_HOME``, default ``artifacts/`` of the repo.
+
+    Args:
+        create: Create the folder when missing (not for read-only use, which writes nothing).
+    """
     env = os.environ.get("PINTEREST_MM_HOME")
     path = Path(env).expanduser() if env else REPO_ROOT / "artifacts"
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -58,6 +58,8 @@ class Outputs:
         saves: (pin, user) saves of kept pins: columns pin_id, user_id, split, split_row, label.
         feature_loader: Model name to split to features (n_split, d); None when a model has
             no features (end-to-end classifiers).
+        skipped: Model name to why it is left out: its stored probabilities do not fit the
+            dataset's current pins and classes (see :func:`probs_mismatch`).
     """
 
     dataset: str
@@ -68,6 +70,7 @@ class Outputs:
     models: dict[str, ModelInfo]
     saves: pd.DataFrame | None = None
     feature_loader: Callable[[str], dict[str, np.ndarray] | None] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:
@@ -81,6 +84,36 @@ class Outputs:
             for m in self.models.values()
             if (family is None or m.family == family) and (modality is None or m.modality == modality)
         ]
+
+
+def probs_mismatch(dataset: str, model: str, probs: dict[str, np.ndarray],
+                   n_rows: dict[str, int], n_classes: int) -> str | None:
+    """Return why a model's stored probabilities do not fit the dataset, or None when they do.
+
+    A model saved against an earlier version of its dataset (a store written while an
+    ``import --replace`` raced a build, before builds checked the version) has arrays of
+    another shape than the current pins x classes; using them would mix two datasets.
+
+    Args:
+        dataset: Dataset name.
+        model: Model name.
+        probs: Split to the stored probabilities, shape (n_split, C_stored).
+        n_rows: Split to the dataset's current number of pins.
+        n_classes: The dataset's current number of classes C.
+
+    Returns:
+        A one-paragraph message naming the rebuild command, or None.
+    """
+    for split, arr in probs.items():
+        want = (n_rows.get(split, 0), n_classes)
+        if arr.ndim != 2 or tuple(arr.shape) != want:
+            return (
+                f"Model {model} is left out: its stored {split} probabilities are "
+                f"{' x '.join(map(str, arr.shape))} but dataset {dataset!r} now has {want[0]} "
+                f"{split} pins x {want[1]} classes, so it was built on an earlier version of the "
+                f"dataset. Rebuild it: `pinterest-mm build {dataset} --models {model}`."
+            )
+    return None
 
 
 def load_outputs(store: Store, dataset: str) -> Outputs:
@@ -115,8 +148,19 @@ def _read_outputs(store: Store, dataset: str) -> Outputs:
         rows[split] = part["row"].to_numpy(np.int64)
     models: dict[str, ModelInfo] = {}
     probs: dict[str, dict[str, np.ndarray]] = {}
+    skipped: dict[str, str] = {}
     for rec in store.models(dataset).to_dict("records"):
         name = rec["model"]
+        split_probs = {}
+        for split in SPLITS:
+            arr = store.load_probs(dataset, name, split)
+            if arr is not None:
+                split_probs[split] = arr
+        why = probs_mismatch(dataset, name, split_probs, {s: len(y[s]) for s in SPLITS}, len(classes))
+        if why is not None:
+            skipped[name] = why
+            continue
+        probs[name] = split_probs
         models[name] = ModelInfo(
             name=name,
             family=rec["family"],
@@ -127,11 +171,6 @@ def _read_outputs(store: Store, dataset: str) -> Outputs:
             cv_score=None if pd.isna(rec["cv_score"]) else float(rec["cv_score"]),
             seconds=float(rec["seconds"]),
         )
-        probs[name] = {}
-        for split in SPLITS:
-            arr = store.load_probs(dataset, name, split)
-            if arr is not None:
-                probs[name][split] = arr
 
     def feature_loader(model: str) -> dict[str, np.ndarray] | None:
         path = store.features_path(dataset, model)
@@ -149,4 +188,5 @@ def _read_outputs(store: Store, dataset: str) -> Outputs:
         models=models,
         saves=store.saves(dataset),
         feature_loader=feature_loader,
+        skipped=skipped,
     )

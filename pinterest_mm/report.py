@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .outputs import SPLITS, probs_mismatch
 from .store import Store
 
 MAX_K = 10
@@ -40,19 +41,28 @@ def _num(value) -> float | None:
 
 
 def model_report(store: Store, dataset: str) -> dict:
-    """Return ``{"dataset", "classes", "models": [...]}`` for every built model.
+    """Return ``{"dataset", "classes", "models": [...], "skipped": [...]}`` for every built model.
 
     Each model entry has ``name``, ``family``, ``modality``, ``params``, ``cv_score``,
     ``val_accuracy``, ``test_accuracy``, ``test_topk`` (top-1..top-min(10, C) accuracy on
     the stored test probabilities) and ``seconds``; ordered by validation accuracy.
+    ``skipped`` lists ``{"name", "reason"}`` of models whose stored probabilities do not fit
+    the dataset's current pins and classes (built on an earlier version; the reason names the
+    rebuild command).
     """
     classes = store.classes(dataset)
-    test = store.pins(dataset, "test")
-    y_test = test["label"].to_numpy().astype(int)
+    pins = store.pins(dataset)
+    n_rows = {s: int((pins["split"] == s).sum()) for s in SPLITS}
+    y_test = pins[pins["split"] == "test"].sort_values("split_row")["label"].to_numpy().astype(int)
     built = store.models(dataset)
-    models = []
+    models, skipped = [], []
     for rec in built.to_dict("records"):
-        probs = store.load_probs(dataset, rec["model"], "test")
+        stored = {s: a for s in SPLITS if (a := store.load_probs(dataset, rec["model"], s)) is not None}
+        why = probs_mismatch(dataset, rec["model"], stored, n_rows, len(classes))
+        if why is not None:
+            skipped.append({"name": rec["model"], "reason": why})
+            continue
+        probs = stored.get("test")
         models.append({
             "name": rec["model"],
             "family": rec["family"],
@@ -65,15 +75,16 @@ def model_report(store: Store, dataset: str) -> dict:
             "seconds": float(rec["seconds"]),
         })
     models.sort(key=lambda m: (-m["val_accuracy"], m["name"]))
-    return {"dataset": dataset, "classes": list(classes), "models": models}
+    return {"dataset": dataset, "classes": list(classes), "models": models, "skipped": skipped}
 
 
 def format_model_report(report: dict) -> str:
     """Return the report as a readable text table (one row per model)."""
     lines = [f"Dataset {report['dataset']}: {len(report['classes'])} classes, "
              f"{len(report['models'])} models built"]
+    notes = [f"Skipped: {s['reason']}" for s in report.get("skipped", [])]
     if not report["models"]:
-        return lines[0] + "\n(no models built yet: run `pinterest-mm build NAME`)"
+        return "\n".join([lines[0] + "\n(no models built yet: run `pinterest-mm build NAME`)", *notes])
     head = f"{'model':<26} {'family':<15} {'mod':<5} {'C':>7} {'cv':>6} {'val':>6} {'test':>6} {'top-2':>6} {'top-3':>6} {'top-5':>6} {'sec':>7}"
     lines += [head, "-" * len(head)]
 
@@ -89,4 +100,4 @@ def format_model_report(report: dict) -> str:
             f"{fmt(m['cv_score']):>6} {fmt(m['val_accuracy']):>6} {fmt(m['test_accuracy']):>6} "
             f"{fmt(k(2)):>6} {fmt(k(3)):>6} {fmt(k(5)):>6} {m['seconds']:>7.1f}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + notes)

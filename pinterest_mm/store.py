@@ -12,6 +12,7 @@ process holds the write lock.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .config import home
+from .locks import dataset_lock
 
 LOCK_TIMEOUT_ENV = "PINTEREST_MM_LOCK_TIMEOUT"
 SCHEMA_VERSION = 1
@@ -77,6 +79,57 @@ class DatasetNotFound(StoreError):
     """No dataset of that name has been imported."""
 
 
+class DatasetChanged(StoreError):
+    """The dataset was replaced after a build read it: its results belong to the old version."""
+
+
+# OS errors a store can meet that say nothing about the file's health.
+_NO_WRITE = (errno.EROFS, errno.EACCES, errno.EPERM)
+_OS_ERRORS = (*_NO_WRITE, errno.ENOSPC, errno.EDQUOT, errno.EIO)
+
+
+def _os_error_code(exc: BaseException) -> int | None:
+    """The errno of ``exc`` when it reports a plain OS error (see ``_OS_ERRORS``), else None.
+
+    DuckDB raises the same ``IOException`` for a read-only or full disk as for a damaged
+    file; the OS's words in its message tell them apart (e.g. ``Read-only file system``).
+    """
+    if isinstance(exc, OSError) and exc.errno in _OS_ERRORS:
+        return exc.errno
+    text = str(exc).lower()
+    return next((code for code in _OS_ERRORS if os.strerror(code).lower() in text), None)
+
+
+def _io_error(path: Path, doing: str, exc: BaseException, *, reading: bool) -> StoreError | None:
+    """A :class:`StoreError` naming the OS error of ``exc`` and the way out, or None.
+
+    Args:
+        path: The store file or folder.
+        doing: What failed, e.g. ``"opened for writing"``.
+        exc: The error.
+        reading: Whether the failing command only reads the store.
+    """
+    code = _os_error_code(exc)
+    if code is None:
+        return None
+    if code in _NO_WRITE and reading:
+        advice = ("Give this user read access to the store folder and its files, or point "
+                  "PINTEREST_MM_HOME at a readable copy of it.")
+    elif code in _NO_WRITE and not path.exists():
+        advice = "Point PINTEREST_MM_HOME at a folder this user can write."
+    elif code in _NO_WRITE:
+        advice = ("The store itself is intact: commands that only read it (`pinterest-mm "
+                  "datasets`, `pinterest-mm report`, the app) still work. To import or build, "
+                  "make the store folder writable for this user, or point PINTEREST_MM_HOME at "
+                  "a writable copy of it.")
+    elif code == errno.EIO:
+        advice = ("The disk reported a read/write failure: check the disk and its mount. Do "
+                  "not delete the store; copy it elsewhere first if the disk is failing.")
+    else:
+        advice = "Free some disk space and run the command again; the store is unchanged."
+    return StoreError(f"The store {path} cannot be {doing}: {os.strerror(code)}. {advice}")
+
+
 def validate_name(name: str, what: str = "dataset") -> str:
     """Return ``name`` if it is a safe identifier, else raise ``ValueError``.
 
@@ -100,15 +153,26 @@ class Store:
 
     Args:
         root: The store folder; default :func:`pinterest_mm.config.home`.
-        read_only: Open the database read-only (several readers may share it).
+        read_only: Open the database read-only (several readers may share it; works on a
+            read-only filesystem). Nothing is created or written.
+
+    Raises:
+        StoreError: The folder or file cannot be created or opened as asked (the message
+            says whether it is damaged, locked, read-only, full, ...).
     """
 
     def __init__(self, root: Path | str | None = None, *, read_only: bool = False) -> None:
-        self.root = Path(root) if root is not None else home()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(root) if root is not None else home(create=False)
         self.path = self.root / "store.duckdb"
         self.read_only = read_only
         if not read_only:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"The store folder {self.root} cannot be created: {exc.strerror or exc}. Point "
+                    "PINTEREST_MM_HOME at a folder this user can write."
+                ) from exc
             with self.connect() as con:
                 con.execute(_SCHEMA)
                 con.execute(
@@ -162,7 +226,7 @@ class Store:
                         f"import, or a DuckDB session holding it open; waited {timeout:g} s). "
                         + way_out
                     ) from exc
-                raise StoreError(
+                raise _io_error(self.path, self._opened_as, exc, reading=self.read_only) or StoreError(
                     f"The store {self.path} cannot be opened ({msg.splitlines()[0]}). It may be "
                     f"truncated or corrupt: move it away and re-import, e.g. "
                     f"`mv {self.path} {self.path}.bad`."
@@ -176,6 +240,10 @@ class Store:
             self._check_version(con)
             yield con
         except _CORRUPT as exc:  # a truncated file opens, then fails on the first read
+            io_error = _io_error(self.path, "read" if self.read_only else "read or written", exc,
+                                 reading=self.read_only)
+            if io_error is not None:  # a read-only folder or a full disk: the file is fine
+                raise io_error from exc
             raise StoreError(
                 f"The store {self.path} cannot be read ({str(exc).splitlines()[0][:200]}). It may "
                 f"be truncated or corrupt: move it away and re-import, e.g. "
@@ -183,6 +251,10 @@ class Store:
             ) from exc
         finally:
             con.close()
+
+    @property
+    def _opened_as(self) -> str:
+        return "opened for reading" if self.read_only else "opened for writing"
 
     def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
         try:
@@ -199,7 +271,12 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a connection inside one transaction; roll back on any error."""
+        """Yield a connection inside one transaction; roll back on any error.
+
+        Raises:
+            StoreError: The commit failed (a full disk, a read-only folder, ...); nothing of
+                the transaction was written.
+        """
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -207,7 +284,14 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:  # e.g. the write-ahead log cannot grow on a full disk
+                raise _io_error(self.path, "written", exc, reading=False) or StoreError(
+                    f"The store {self.path} could not save the change "
+                    f"({str(exc).splitlines()[0][:200]}); nothing of it was written. Run the "
+                    "command again."
+                ) from exc
 
     # ------------------------------------------------------------------ datasets
     def write_dataset(
@@ -235,35 +319,37 @@ class Store:
 
         Raises:
             StoreError: The name exists and ``replace`` is false.
+            DatasetBusy: A build of that dataset is running (nothing is written).
         """
         validate_name(name)
-        with self.transaction() as con:
-            exists = con.execute("SELECT 1 FROM datasets WHERE name = ?", [name]).fetchone()
-            if exists and not replace:
-                raise StoreError(
-                    f"A dataset named {name!r} exists already. Pass --replace to replace it "
-                    "(its built models are removed too), or choose another --name."
+        with self.lock_dataset(name, "an import"):
+            with self.transaction() as con:
+                exists = con.execute("SELECT 1 FROM datasets WHERE name = ?", [name]).fetchone()
+                if exists and not replace:
+                    raise StoreError(
+                        f"A dataset named {name!r} exists already. Pass --replace to replace it "
+                        "(its built models are removed too), or choose another --name."
+                    )
+                for table in _DATASET_TABLES:
+                    con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+                con.execute("DELETE FROM datasets WHERE name = ?", [name])
+                con.execute(
+                    "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        name, _now(), info["manifest"], info["images_root"],
+                        json.dumps(info["config"]), info["fingerprint"], len(pins), len(classes),
+                        int(info["n_users"]), json.dumps(info["split_counts"]),
+                    ],
                 )
-            for table in _DATASET_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
-            con.execute("DELETE FROM datasets WHERE name = ?", [name])
-            con.execute(
-                "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    name, _now(), info["manifest"], info["images_root"],
-                    json.dumps(info["config"]), info["fingerprint"], len(pins), len(classes),
-                    int(info["n_users"]), json.dumps(info["split_counts"]),
-                ],
-            )
-            con.executemany(
-                "INSERT INTO classes VALUES (?, ?, ?)", [[name, i, c] for i, c in enumerate(classes)]
-            )
-            self._insert_df(con, "pins", name, pins)
-            self._insert_df(con, "manifest_rows", name, manifest_rows)
-            self._insert_df(con, "import_report", name, report)
-        if replace:
-            shutil.rmtree(self.root / "features" / name, ignore_errors=True)
-            shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
+                con.executemany(
+                    "INSERT INTO classes VALUES (?, ?, ?)", [[name, i, c] for i, c in enumerate(classes)]
+                )
+                self._insert_df(con, "pins", name, pins)
+                self._insert_df(con, "manifest_rows", name, manifest_rows)
+                self._insert_df(con, "import_report", name, report)
+            if replace:  # still under the lock: no build is writing these files
+                shutil.rmtree(self.root / "features" / name, ignore_errors=True)
+                shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
 
     @staticmethod
     def _insert_df(con: duckdb.DuckDBPyConnection, table: str, name: str, df: pd.DataFrame) -> None:
@@ -276,14 +362,27 @@ class Store:
         finally:
             con.unregister("_frame")
 
+    def lock_dataset(self, name: str, job: str):
+        """Return a context manager holding the dataset's build/replace lock (:mod:`.locks`).
+
+        Raises:
+            DatasetBusy: Another process builds or replaces the dataset.
+        """
+        return dataset_lock(self.root, validate_name(name), job)
+
     def delete_dataset(self, name: str) -> None:
-        """Remove a dataset with everything built on it."""
-        with self.transaction() as con:
-            for table in _DATASET_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
-            con.execute("DELETE FROM datasets WHERE name = ?", [name])
-        shutil.rmtree(self.root / "features" / validate_name(name), ignore_errors=True)
-        shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
+        """Remove a dataset with everything built on it.
+
+        Raises:
+            DatasetBusy: A build of that dataset is running (nothing is removed).
+        """
+        with self.lock_dataset(name, "a delete"):
+            with self.transaction() as con:
+                for table in _DATASET_TABLES:
+                    con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+                con.execute("DELETE FROM datasets WHERE name = ?", [name])
+            shutil.rmtree(self.root / "features" / name, ignore_errors=True)
+            shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
 
     def list_datasets(self) -> pd.DataFrame:
         """Return one row per dataset: name, created_at, n_pins, n_classes, n_users, splits."""
@@ -315,6 +414,25 @@ class Store:
         info["config"] = json.loads(info["config"])
         info["split_counts"] = json.loads(info["split_counts"])
         return info
+
+    def dataset_version(self, name: str) -> str:
+        """Return the version of a dataset's pins: its fingerprint and import time.
+
+        Every import (``--replace`` included, even of the same manifest) gives a new version;
+        a build saves its models only against the version it started from.
+
+        Raises:
+            DatasetNotFound: No dataset of that name.
+        """
+        with self.connect() as con:
+            return self._dataset_version(con, name)
+
+    @staticmethod
+    def _dataset_version(con: duckdb.DuckDBPyConnection, name: str) -> str:
+        row = con.execute("SELECT fingerprint, created_at FROM datasets WHERE name = ?", [name]).fetchone()
+        if row is None:
+            raise DatasetNotFound(f"No dataset named {name!r} (it was deleted or never imported).")
+        return f"{row[0]}@{row[1]}"
 
     def classes(self, name: str) -> list[str]:
         """Return the class names of a dataset, index = label."""
@@ -391,6 +509,7 @@ class Store:
         seconds: float,
         fingerprint: str,
         probs: dict[str, np.ndarray],
+        dataset_version: str | None = None,
     ) -> None:
         """Store a built model and its probability vectors in one transaction.
 
@@ -398,9 +517,26 @@ class Store:
             probs: Split name (``train`` for out-of-fold train probabilities, ``val``,
                 ``test``) to an array of shape (n_split, n_classes), rows in ``split_row``
                 order.
+            dataset_version: The :meth:`dataset_version` the probabilities were computed
+                on; checked inside the transaction (a build passes it).
+
+        Raises:
+            DatasetChanged: The dataset is no longer at ``dataset_version`` (it was
+                replaced or deleted meanwhile); nothing is written.
         """
         validate_name(model, "model")
         with self.transaction() as con:
+            if dataset_version is not None:
+                try:
+                    now = self._dataset_version(con, dataset)
+                except DatasetNotFound:
+                    now = "deleted"
+                if now != dataset_version:
+                    raise DatasetChanged(
+                        f"Dataset {dataset!r} was replaced or deleted while {model} was being "
+                        "built, so its results belong to the old version and were not saved. "
+                        f"Run `pinterest-mm build {dataset}` again to build on the current version."
+                    )
             con.execute("DELETE FROM models WHERE dataset = ? AND model = ?", [dataset, model])
             con.execute("DELETE FROM probs WHERE dataset = ? AND model = ?", [dataset, model])
             con.execute(
@@ -481,7 +617,9 @@ class Store:
 
     # ------------------------------------------------------------------ fused results
     def put_fusion(self, dataset: str, key: str, config: dict, result: dict) -> None:
-        """Cache a fused result under its full config key."""
+        """Cache a fused result under its full config key (not on a read-only store)."""
+        if self.read_only:  # a cache: `report --thesis` on a read-only store computes, never writes
+            return
         with self.transaction() as con:
             con.execute("DELETE FROM fusions WHERE dataset = ? AND key = ?", [dataset, key])
             con.execute(

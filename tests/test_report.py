@@ -26,7 +26,7 @@ def test_topk_matches_sklearn_including_ties():
 def test_model_report_contents(tiny_store):
     build(tiny_store, "tiny", ["glove-6b-50", "tfidf-lr"], progress=False)
     rep = model_report(tiny_store, "tiny")
-    assert set(rep) == {"dataset", "classes", "models"}
+    assert set(rep) == {"dataset", "classes", "models", "skipped"} and rep["skipped"] == []
     assert rep["dataset"] == "tiny" and rep["classes"] == tiny_store.classes("tiny")
     json.dumps(rep)  # JSON-ready
     C = len(rep["classes"])

@@ -208,8 +208,15 @@ def import_manifest(
         ManifestError: The manifest is malformed.
         ImportFailed: Cleaning left nothing, or a class is too small to split.
         StoreError: The name exists and ``replace`` is false.
+        DatasetBusy: A build of that dataset runs (checked first, so no work is lost).
     """
     validate_name(name)
+    with store.lock_dataset(name, "an import"):  # no build of this name starts or runs meanwhile
+        return _import_locked(store, manifest, name, config, images_root, replace, progress)
+
+
+def _import_locked(store: Store, manifest: Path | str, name: str, config: ImportConfig,
+                   images_root: Path | str | None, replace: bool, progress: bool) -> ImportResult:
     if not replace and name in store.dataset_names():
         from ..store import StoreError
 

@@ -101,7 +101,16 @@ def _page(*, need_models: bool, split_choice: bool) -> Page:
     with st.sidebar:
         st.caption(f"Store: `{data.store_root()}`")
         st.caption(f"Cache version: `{ver[:40]}`")
-    if need_models and not data.models_table(dataset, ver).shape[0]:
+    if need_models and data.models_table(dataset, ver).shape[0]:
+        skipped = data.outputs(dataset, ver).skipped  # built on an earlier version: left out
+        for why in skipped.values():
+            st.warning(why)
+        if len(skipped) == data.models_table(dataset, ver).shape[0]:
+            st.caption(setting.describe())
+            st.code(f"pinterest-mm build {dataset}", language="bash")
+            state.sync_url(setting)
+            st.stop()
+    elif need_models:
         st.caption(setting.describe())
         st.warning(f"No model has been built for dataset **{dataset}** yet.")
         st.code(f"pinterest-mm build {dataset}", language="bash")

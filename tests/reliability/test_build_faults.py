@@ -247,10 +247,12 @@ def test_image_folder_vanished_after_import(tmp_path, tiny_manifest):
     before = all_probs(store, "tiny")
     (data / "images").rename(data / "images-moved")
     res = run_cli(store.root, "build", "tiny", "--models", "effnet-lite0,tfidf-lr")
-    assert res.returncode == 0, res.stderr  # tfidf-lr (text) still builds
+    assert res.returncode == 3, res.stderr  # tfidf-lr (text) still builds, but never exit 0 after a failure
     assert "Traceback" not in res.stderr
     assert "effnet-lite0: FAILED" in res.stderr and "missing since its import" in res.stderr
     assert "--images-root" in res.stderr
+    assert "1 of 2 models were not built: effnet-lite0 (failed)" in res.stderr
+    assert "`pinterest-mm build tiny --models effnet-lite0`" in res.stderr
     after_store = Store(store.root)
     assert set(after_store.models("tiny")["model"]) == {"glove-6b-50", "tfidf-lr"}
     after = all_probs(after_store, "tiny")
