@@ -1,9 +1,9 @@
 """Reading an uploaded pin and fusing one pin's model votes (Predict page).
 
 Uploads are decoded from memory (never written to disk) and checked: size, each side and the
-pixel count, format, truncation; animated images use their first frame; a photo with an EXIF Orientation
-tag is turned upright (:func:`pinterest_mm.data.clean.upright`; a malformed EXIF block leaves
-it as stored); CMYK, palette, 16-bit and alpha images become RGB on white
+pixel count, format, truncation; animated images use their first frame; a photo with an EXIF
+Orientation tag is turned upright (:func:`pinterest_mm.data.clean.upright`; a malformed EXIF
+block leaves it as stored); CMYK, palette, 16-bit and alpha images become RGB on white
 (:func:`pinterest_mm.data.clean.to_rgb`).
 """
 
@@ -19,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 # One upload limit, in the browser's unit: the uploader refuses larger files itself
-# (max_upload_size=MAX_UPLOAD_MB; it counts 1 MB = 1,000,000 bytes on Linux and macOS) and
-# the reader refuses them with the same words where a browser lets them through.
+# (max_upload_size=MAX_UPLOAD_MB; Streamlit's browser code counts 1 MB = 1,000,000 bytes, or
+# 1,048,576 on Windows) and the reader refuses what a browser lets through with the same number.
+# The server's own cap (server.maxUploadSize, MiB) is never below it.
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1_000_000
 MAX_PIXELS = 40_000_000

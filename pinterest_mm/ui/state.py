@@ -106,19 +106,17 @@ def init_state() -> None:
     st.session_state[_INIT] = True
 
 
-def check_link(datasets: list[str], methods: list[str], models: dict[str, str] | None) -> list[str]:
+def check_link(datasets: list[str], methods: list[str], models: dict[str, str]) -> list[str]:
     """Drop what the opening link named that does not exist here; return what was dropped.
 
-    Runs once per session, on the first page that knows its dataset (later calls return
-    ``[]``): the setting then holds only existing names, and the caller shows the list.
+    Runs once per session, on its first page run (later calls return ``[]``): the setting then holds only existing names, and the caller shows the list.
 
     Args:
         datasets: Dataset names in the store.
         methods: Registered fusion methods.
-        models: The chosen dataset's models, name to modality (``image``/``text``); None
-            when it is not known yet (the check waits for a page that knows it).
+        models: The chosen dataset's models, name to modality (``image``/``text``).
     """
-    if not st.session_state.get(_LINK) or models is None:
+    if not st.session_state.get(_LINK):
         return []
     st.session_state[_LINK] = False
     dropped: list[str] = []

@@ -64,7 +64,7 @@ def page(title: str, *, need_models: bool = True, split_choice: bool = True) -> 
 
 def store_error(exc: StoreError) -> None:
     """Show why the store cannot be read (and what to do) instead of a traceback; stop."""
-    st.error(f"The store cannot be read. {md_text(exc, 1000)}")
+    st.error(f"The store cannot be read. {exc}")  # our own message: code spans intended
     st.stop()
 
 

@@ -42,6 +42,9 @@ THINK = tuple(float(x) for x in os.environ.get("PMM_LOAD_THINK", "3,8").split(",
 # Timing targets belong to benchmarks, not to CI: the p95 ratio is printed, and asserted only
 # when PMM_LOAD_P95_FACTOR is set (e.g. PMM_LOAD_P95_FACTOR=2 on a quiet machine).
 P95_FACTOR = os.environ.get("PMM_LOAD_P95_FACTOR")
+# PMM_LOAD_PROFILE=FILE samples the server with py-spy (on PATH, or PMM_PYSPY=path) during the
+# load and writes its collapsed stacks to FILE, with the functions that dominate printed.
+PROFILE = os.environ.get("PMM_LOAD_PROFILE")
 L_LABEL = "l (MM weights = softmax(validation accuracy × l))"
 UPLOAD_LABEL = "Pin image (PNG, JPEG or WebP)"
 
@@ -67,6 +70,48 @@ def _pin_png(i: int) -> bytes:
     buf = io.BytesIO()
     draw_pin_image(color, shape, np.random.default_rng(100 + i)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def _start_profiler(pid: int, seconds: float):
+    """py-spy recording the server for ``seconds`` when ``PMM_LOAD_PROFILE`` is set."""
+    if not PROFILE:
+        return None
+    import shutil
+    import subprocess
+
+    exe = os.environ.get("PMM_PYSPY") or shutil.which("py-spy")
+    if not exe:
+        pytest.fail("PMM_LOAD_PROFILE is set but py-spy is not found (pip install py-spy, or PMM_PYSPY=path)")
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+                             "--format", "raw", "--output", PROFILE, "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _stop_profiler(spy) -> str:
+    """Wait for py-spy; return the functions with the most samples (own and inclusive)."""
+    if spy is None:
+        return ""
+    import collections
+
+    _, err = spy.communicate(timeout=120)
+    own, incl, total = collections.Counter(), collections.Counter(), 0
+    try:
+        lines = open(PROFILE).read().splitlines()
+    except OSError:
+        return f"\n  profile: none written ({err.strip()[-300:]})"
+    for line in lines:
+        stack, _, n = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  for f in stack.split(";") if f]
+        if not frames or not n.isdigit():
+            continue
+        total += int(n)
+        own[frames[-1]] += int(n)
+        for f in set(frames):
+            incl[f] += int(n)
+    top = lambda c: "".join(f"\n      {k / max(total, 1):5.1%} {f}" for f, k in c.most_common(12))  # noqa: E731
+    return (f"\n  profile ({total} samples of the server's threads, {PROFILE}): own time{top(own)}"
+            f"\n    inclusive (skip the thread roots){top(incl)}")
 
 
 class Researcher:
@@ -183,6 +228,7 @@ def _load_test(sessions: int, tmp_path_factory, tmp_path) -> None:
         # all at once
         people = [Researcher(i, url, sessions) for i in range(sessions)]
         cpu0 = _cpu_seconds(proc.pid)
+        spy = _start_profiler(proc.pid, DURATION)
         until = time.monotonic() + DURATION
         threads = [threading.Thread(target=p.run, args=(until, random.Random(i))) for i, p in enumerate(people)]
         t0 = time.monotonic()
@@ -191,6 +237,7 @@ def _load_test(sessions: int, tmp_path_factory, tmp_path) -> None:
         for t in threads:
             t.join(DURATION + 300)
         wall = time.monotonic() - t0
+        profile = _stop_profiler(spy)
         cpu = _cpu_seconds(proc.pid) - cpu0
         rss_after = rss_mb(proc.pid)
         alive = proc.poll() is None
@@ -220,6 +267,7 @@ def _load_test(sessions: int, tmp_path_factory, tmp_path) -> None:
         f"  server RSS: start {rss_start:.0f} MB, after warm-up {rss_before:.0f} MB, after the load "
         f"{rss_after:.0f} MB\n"
         f"  errors: {sum(len(p.errors) for p in people)}"
+        + profile
     )
     errors = [e for p in people for e in p.errors]
     assert not errors, errors
