@@ -121,7 +121,7 @@ class Researcher:
         from .stclient import Client
 
         self.idx, self.sessions, self.client = idx, sessions, Client(url)
-        self.l = float(idx % 19)
+        self.l = float(idx)  # distinct per session (0..19 within the slider)
         self.slider_s: list[float] = []
         self.predict_s: list[float] = []
         self.page_s: dict[str, list[float]] = {}  # full page runs by page
