@@ -235,6 +235,56 @@ def test_md_text_escapes_every_active_construct():
     assert plotly_text('<a href="x">&</a>') == '&lt;a href="x"&gt;&amp;&lt;/a&gt;'
 
 
+def test_every_chart_builder_shows_labels_as_text():
+    """Check each builder of ``ui/charts.py``, fed hostile names everywhere a name goes,
+    gives a figure whose labels are entities (no tag plotly would render) and still name them."""
+    import numpy as np
+
+    from pinterest_mm.metrics import calibration
+    from pinterest_mm.ui import charts
+
+    names = list(CATEGORIES.values())
+    n = len(names)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"category": names, "before": range(n), "after": range(n)})
+    accs = pd.DataFrame({"model": names, "val accuracy": [0.5] * n, "test accuracy": [0.6] * n})
+    y = rng.integers(0, n, 50)
+    p = rng.dirichlet(np.ones(n), 50)
+    figures = [
+        charts.before_after_bars(frame, f"User {names[2]}"),
+        charts.topk_figure({m: [0.5, 0.7] for m in names}, {names[0]: "image"}, names[3], bold=[names[1]]),
+        charts.accuracy_bars(accs, names[2]),
+        charts.heatmap(np.ones((n, n)), names, names, names[2]),
+        charts.confusion_figure(np.ones((n, n)), names, "true", names[2], (0, 1)),
+        charts.weights_bar(dict.fromkeys(names, 0.2), {}, names[2]),
+        charts.grid_figure([1, 2], [0.5, 0.6], [0.5, 0.6], 1, 2, names[2], names[2]),
+        charts.method_bars(accs.rename(columns={"model": "method"}), names[2], ref=0.5),
+        charts.reliability_figure({m: calibration(p, y) for m in names}, names[2]),
+        charts.profile_bars(names, [0.2] * n, [0.2] * n, f"User {USERS['u2']}"),
+        charts.votes_figure({m: [(c, 0.5) for c in names] for m in names[:2]}, names[2]),
+        charts.share_bar({"image": 0.4, "text": 0.6}, names[2]),
+        charts.histogram([0.1, 0.5], names[2], names[2]),
+    ]
+    for fig in figures:
+        found: list[tuple[str, str]] = []
+
+        def walk(v, key=""):
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    walk(x, k)
+            elif isinstance(v, (list, tuple)):
+                for x in v:
+                    walk(x, key)
+            elif isinstance(v, str):
+                found.append((key, v))
+
+        spec = json.loads(fig.to_json())
+        walk({"data": spec["data"], "layout": spec["layout"]})
+        bad = [(k, t) for k, t in found if k not in TEMPLATES and TAG.search(t)]
+        assert not bad, (fig.layout.title.text, bad)
+        assert any(plotly_text(names[2])[:30] in t for _, t in found), fig.layout.title.text
+
+
 # ----------------------------------------------------------------------------- Predict uploads
 def _png(w: int, h: int) -> bytes:
     buf = io.BytesIO()
