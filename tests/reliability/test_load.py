@@ -277,6 +277,10 @@ def _load_test(sessions: int, tmp_path_factory, tmp_path) -> None:
     # Target: 2x. Measured on 2 cores: 1.7x (single user 35 ms median; ten sessions 35 ms
     # median, 68 ms p95), once Streamlit's post-run gc.collect(2) was switched off
     # (.streamlit/config.toml) and the figures were built in one go (ui/charts.py).
+    # Twenty sessions on a shared, loaded 2-core machine (load average 9-12): p95 161 ms vs 49 ms
+    # (3.3x) while every page run opened DuckDB for the cache version (a fifth of the server's
+    # samples, py-spy); with the version keyed on the store files' stat: p95 97 ms vs 90 ms
+    # (1.07x; 2.0x against the first run's single-user p95). Rerun on a quiet machine.
     if P95_FACTOR:
         assert _p95(multi) <= float(P95_FACTOR) * single_p95, (_p95(multi), single_p95)
 
