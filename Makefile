@@ -43,8 +43,8 @@ bench: $(STAMP) ## speed benchmarks: feature extraction, fusion + metrics, a sli
 	$(VENV)/bin/pinterest-mm bench
 	$(PY) -m pinterest_mm.ui.bench
 
-bench-load: $(DEVSTAMP) ## ten sessions on one server: p95 slider update vs one user (target 2x)
-	PMM_LOAD_P95_FACTOR=2 $(PY) -m pytest tests/reliability/test_load.py -k ten -s -q -p no:cacheprovider
+bench-load: $(DEVSTAMP) ## ten and twenty sessions on one server: p95 slider update vs one user (target 2x)
+	PMM_LOAD_P95_FACTOR=2 $(PY) -m pytest tests/reliability/test_load.py -k concurrent -s -q -p no:cacheprovider
 
 browser: ## Debian's Chromium + driver for the real-browser tests
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)

@@ -9,6 +9,7 @@ page "Fusion lab" at ``/Fusion_lab``). Every page runs on its own too
 import streamlit as st
 
 from pinterest_mm.ui import data, widgets
+from pinterest_mm.ui.text import md_text
 
 PAGES = [  # (file, what it shows)
     ("pages/1_Overview.py", "dataset size, pins per category before and after cleaning, the import report, a gallery"),
@@ -32,10 +33,10 @@ cols[0].metric("Pins", f"{int(info['n_pins']):,}")
 cols[1].metric("Classes", int(info["n_classes"]))
 cols[2].metric("Users", f"{int(info['n_users']):,}")
 cols[3].metric("Models built", len(models))
-st.caption(f"Dataset **{pg.dataset}** · train / val / test = {split.get('train', 0)} / "
+st.caption(f"Dataset **{md_text(pg.dataset)}** · train / val / test = {split.get('train', 0)} / "
            f"{split.get('val', 0)} / {split.get('test', 0)} pins")
 if models.empty:
-    st.warning(f"No model has been built for **{pg.dataset}** yet.")
+    st.warning(f"No model has been built for **{md_text(pg.dataset)}** yet.")
     st.code(f"pinterest-mm build {pg.dataset}", language="bash")
 
 st.subheader("Pages")

@@ -3,10 +3,11 @@
 import streamlit as st
 
 from pinterest_mm.ui import charts, data, widgets
+from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Overview", need_models=False, split_choice=False)
 ds, ver = pg.dataset, pg.ver
-st.caption(f"Dataset **{ds}** · all splits · no fusion on this page")
+st.caption(f"Dataset **{md_text(ds)}** · all splits · no fusion on this page")
 
 info = data.dataset_info(ds, ver)
 counts = info.get("split_counts") or {}

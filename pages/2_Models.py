@@ -4,10 +4,11 @@ import streamlit as st
 
 from pinterest_mm.outputs import FAMILIES
 from pinterest_mm.ui import charts, data, widgets
+from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Models")
 ds, ver, split = pg.dataset, pg.ver, pg.setting.split
-st.caption(f"Dataset **{ds}** · split **{split}** · single models (no fusion)")
+st.caption(f"Dataset **{md_text(ds)}** · split **{split}** · single models (no fusion)")
 
 table = data.single_model_table(ds, ver)
 st.dataframe(

@@ -10,6 +10,7 @@ import streamlit as st
 from pinterest_mm import metrics
 from pinterest_mm.fusion.late import mm_weights
 from pinterest_mm.ui import charts, data, state, widgets
+from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Fusion lab")
 ds, ver, split = pg.dataset, pg.ver, pg.setting.split
@@ -113,7 +114,7 @@ def drill_down(fused: np.ndarray, models: list[str]) -> None:
     pr = c2.selectbox("Predicted class", classes, key="w_cell_pred")
     ti, pj = classes.index(t), classes.index(pr)
     idx = metrics.cell_pins(fused, y, ti, pj)
-    st.caption(f"{len(idx)} {split} pins are of class {t} and predicted {pr} by the fusion "
+    st.caption(f"{len(idx)} {split} pins are of class {md_text(t)} and predicted {md_text(pr)} by the fusion "
                "(most confident first; up to 12 shown).")
     if not len(idx):
         return
@@ -135,7 +136,7 @@ def show(fused: np.ndarray, ev_acc: float, topk: np.ndarray, weights: dict | Non
     """Accuracy, top-k vs the best single model, weights, confusion + drill-down."""
     m = st.columns(4)
     m[0].metric(f"Fusion accuracy ({split})", f"{ev_acc:.3f}", f"{ev_acc - best_acc:+.3f} vs best single")
-    m[1].metric(f"Best single: {best}", f"{best_acc:.3f}")
+    m[1].metric(f"Best single: {md_text(best)}", f"{best_acc:.3f}")
     m[2].metric("Top-2", f"{topk[1]:.3f}" if len(topk) > 1 else "-")
     m[3].metric("Top-5", f"{topk[4]:.3f}" if len(topk) > 4 else "-")
     left, right = st.columns(2)
@@ -231,10 +232,10 @@ def static_view(models: list[str]) -> None:
         with st.spinner(f"Fitting {method} (settings chosen on validation) ..."):
             res = result_for(models)
     except Exception as exc:  # a method that cannot run on this dataset says why
-        st.error(f"{method} cannot run here: {data.safe_error(exc)}")
+        st.error(f"{md_text(method)} cannot run here: {md_text(data.safe_error(exc), 600)}")
         return
-    st.caption("★ settings chosen on validation: " + ", ".join(
-        f"{k} = {v}" for k, v in res.chosen.items() if not isinstance(v, (dict, list))) or "—")
+    st.caption("★ settings chosen on validation: " + (", ".join(
+        md_text(f"{k} = {v}") for k, v in res.chosen.items() if not isinstance(v, (dict, list))) or "—"))
     fused = res.val_probs if split == "val" else res.test_probs
     show(fused, metrics.accuracy(fused, y), metrics.topk_curve(fused, y), res.weights, method)
 

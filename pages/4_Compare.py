@@ -5,11 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from pinterest_mm.ui import charts, data, results, widgets
+from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Compare")
 ds, ver, split = pg.dataset, pg.ver, pg.setting.split
 out = pg.out
-st.caption(f"Dataset **{ds}** · split **{split}** · every method with the thesis model selection "
+st.caption(f"Dataset **{md_text(ds)}** · split **{split}** · every method with the thesis model selection "
            "and its settings chosen on validation")
 
 methods = data.fusion_methods()
@@ -28,7 +29,7 @@ with st.spinner("Fusing and testing every method ..."):
 table = pd.DataFrame(cmp["table"])
 best = cmp["best"]
 for m, err in cmp["errors"].items():
-    st.warning(f"{m}: {err}")
+    st.warning(f"{md_text(m)}: {md_text(err, 600)}")
 if table.empty:
     st.error("No fusion method could run on this dataset.")
     st.stop()
@@ -36,9 +37,9 @@ if table.empty:
 best_acc = float(data.topk_curves(ds, ver, split)[best][0])
 st.plotly_chart(charts.method_bars(table, f"Fusion methods, settings chosen on validation (Fig. 4.4)",
                                    ref=out.models[best].test_accuracy), key="methods")
-st.subheader(f"Significance vs the best single model ({best}) on {split}")
+st.subheader(f"Significance vs the best single model ({md_text(best)}) on {split}")
 st.caption(f"The best single model is the built model with the best validation accuracy "
-           f"({best}, family {out.models[best].family.replace('_', ' ')}); the `best_single` "
+           f"({md_text(best)}, family {md_text(out.models[best].family.replace('_', ' '))}); the `best_single` "
            "method row picks among the models the fusions use (the thesis selection).")
 st.dataframe(
     table, hide_index=True,
@@ -87,7 +88,7 @@ if thesis is not None and st.session_state.get("compare_thesis"):
         with st.spinner("Reproducing the thesis tables (feature cross included) ..."):
             report = results.thesis_report(ds, ver, chosen_methods, "top2")
     except Exception as exc:
-        st.error(f"The thesis report cannot be computed here: {data.safe_error(exc)}")
+        st.error(f"The thesis report cannot be computed here: {md_text(data.safe_error(exc), 600)}")
 if report:
     verdict = {True: "✅ holds", False: "❌ does not hold", None: "— not applicable"}
     claims = pd.DataFrame([{"claim": c["claim"], "verdict": verdict.get(c.get("holds")),

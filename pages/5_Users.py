@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from pinterest_mm.ui import charts, data, results, widgets
+from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Users")
 ds, ver, s = pg.dataset, pg.ver, pg.setting
@@ -27,7 +28,7 @@ try:
     with st.spinner("Fusing and building user profiles ..."):
         rep = results.user_report(ds, ver, s.method, cfg, splits, mode, k)
 except Exception as exc:
-    st.error(f"User profiles cannot be computed: {data.safe_error(exc)}")
+    st.error(f"User profiles cannot be computed: {md_text(data.safe_error(exc), 600)}")
     st.stop()
 
 sm = rep.summary
@@ -65,5 +66,5 @@ for _, row in mine.iterrows():
     j = int(p.argmax())
     extra[row["pin_id"]] = [f"predicted: {out.classes[j]} ({p[j]:.2f})"]
 pins = data.pins(ds, ver)
-st.markdown(f"**{user}'s pins in {', '.join(splits)}** ({len(mine)})")
+st.markdown(f"**{md_text(user, 80)}'s pins in {', '.join(splits)}** ({len(mine)})")
 widgets.pin_cards(pins[pins["pin_id"].isin(mine["pin_id"])], extra=extra, max_pins=16)

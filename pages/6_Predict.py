@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pinterest_mm.ui import charts, data, predict, results, widgets
+from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Predict", split_choice=False)
 ds, ver, s = pg.dataset, pg.ver, pg.setting
@@ -21,13 +22,13 @@ if data.method_info(s.method)[1] != "learned":  # a learned fusion would be trai
         res = results.current_fusion(ds, ver, s)
         weights, label = res.weights, s.fusion_text()
     except Exception as exc:
-        st.warning(f"The current fusion setting cannot be used ({data.safe_error(exc)}).")
+        st.warning(f"The current fusion setting cannot be used ({md_text(data.safe_error(exc), 600)}).")
 if not weights:
     res = data.fuse_cached(ds, ver, "mm", models=tuple(data.thesis_selection(out)))
     weights = res.weights
     label = f"MM over the thesis selection, l = {res.chosen.get('l', 1):g} chosen on validation " \
             f"(the method {s.method} has no per-model weights to apply to one pin)"
-st.caption(f"Dataset **{ds}** · fused prediction with {label}")
+st.caption(f"Dataset **{md_text(ds)}** · fused prediction with {md_text(label, 1000)}")
 combine = "log_linear" if res.method == "log_linear" else "sum"
 modalities = {m: out.models[m].modality for m in out.models}
 
@@ -46,7 +47,7 @@ with st.expander("Try an example pin from the dataset", expanded=False):
 c1, c2 = st.columns(2)
 with c1:
     up = st.file_uploader("Pin image (PNG, JPEG or WebP)", type=["png", "jpg", "jpeg", "webp"],
-                          max_upload_size=20)
+                          max_upload_size=predict.MAX_UPLOAD_MB, help=predict.LIMITS_TEXT)
 with c2:
     text = st.text_area("Description", key="pred_text", height=140,
                         placeholder="e.g. Easy chocolate cake recipe for a rainy weekend")
@@ -66,12 +67,12 @@ elif st.session_state.get("pred_example_image"):
         st.warning("The example's image file is missing.")
 upload = predict.read_image(img_bytes)
 if upload.message:
-    st.error(upload.message)
+    st.error(md_text(upload.message, 600))
 for note in upload.notes:
-    st.info(note)
+    st.info(md_text(note, 600))
 text, note = predict.clip_text(text)
 if note:
-    st.info(note)
+    st.info(md_text(note, 600))
 
 if upload.image is None and not text:
     st.info("Upload an image, type a description, or load an example: image alone or text "
@@ -82,7 +83,8 @@ if upload.image is None and not text:
 left, right = st.columns([1, 2])
 with left:
     if upload.image is not None:
-        st.image(upload.image, caption=source, width=260)
+        shown, width = predict.preview(upload.image)
+        st.image(shown, caption=md_text(source), width=width)
     if text:
         st.text(text[:400] + ("…" if len(text) > 400 else ""))
 
@@ -97,7 +99,7 @@ with right:
         st.warning("No model of the fusion could vote on this input (see why below).")
     else:
         top = predict.top_k(pin.fused, classes, 5)
-        st.success(f"Fused prediction: **{widgets.escape_md(top[0][0])}** ({top[0][1]:.2f})")
+        st.success(f"Fused prediction: **{md_text(top[0][0])}** ({top[0][1]:.2f})")
         st.plotly_chart(charts.share_bar({"image": pin.image_share, "text": 1 - pin.image_share},
                                          "How much the fusion leaned on image vs text"), key="share")
 votes = {m: predict.top_k(p, classes, 3) for m, p in pin.probs.items()}
@@ -107,8 +109,8 @@ if votes:
     st.plotly_chart(charts.votes_figure(votes, "Each model's top-3 vote and the fused top-5",
                                         {m: out.models[m].family for m in out.models}), key="votes")
 if pin.weights:
-    st.caption("Weights used: " + ", ".join(f"{m} {w:.3f}" for m, w in pin.weights.items()))
+    st.caption("Weights used: " + ", ".join(f"{md_text(m)} {w:.3f}" for m, w in pin.weights.items()))
 for m, why in pin.skipped.items():
-    st.caption(f"{m}: no vote, {why}")
+    st.caption(f"{md_text(m)}: no vote, {md_text(why, 600)}")
 st.caption(f"Prediction time {elapsed * 1000:.0f} ms (" +
-           ", ".join(f"{m} {t * 1000:.0f} ms" for m, t in pin.seconds.items()) + ")")
+           ", ".join(f"{md_text(m)} {t * 1000:.0f} ms" for m, t in pin.seconds.items()) + ")")

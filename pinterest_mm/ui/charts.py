@@ -4,6 +4,11 @@ Every figure is built in one go, ``go.Figure(data=[trace dicts], layout=layout d
 plotly validates it once. Building it step by step (``add_trace``, ``update_layout``,
 ``update_xaxes``, ``add_vline``) validates again at each step and cost 2-3 times as much,
 which matters on the Fusion lab, where a slider move redraws four figures.
+
+Every label is text: category, user and model names come from data, and plotly renders a
+subset of HTML in labels, so :func:`_figure` escapes titles, trace names, category axes, tick,
+bar and hover texts and annotations (:func:`pinterest_mm.ui.text.plotly_text`). Builders pass
+raw strings; templates (``hovertemplate``, ``texttemplate``) are code and left alone.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from .text import plotly_text
 
 FAMILY_COLORS = {
     "image": "#1f77b4",
@@ -29,12 +36,45 @@ _LEGEND_RIGHT = dict(orientation="v", x=1.01, xanchor="left", y=1.0, yanchor="to
 _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.22, x=0.0, xanchor="left", font=dict(size=11))
 
 
+_TRACE_TEXT = ("name", "x", "y", "text", "hovertext")
+
+
+def _as_text(v):
+    """Escape a label or a list of labels; numbers and arrays pass unchanged."""
+    if isinstance(v, str):
+        return plotly_text(v)
+    if isinstance(v, (list, tuple)) and v and any(isinstance(x, str) for x in v):
+        return [plotly_text(x) if isinstance(x, str) else x for x in v]
+    return v
+
+
+def _safe_trace(trace: dict) -> dict:
+    return {k: (_as_text(v) if k in _TRACE_TEXT else v) for k, v in trace.items()}
+
+
+def _safe_layout(layout: dict) -> dict:
+    """Axis titles and tick texts and annotation texts of ``layout``, escaped."""
+    out = dict(layout)
+    for k, v in layout.items():
+        if k.startswith(("xaxis", "yaxis")) and isinstance(v, dict):
+            axis = dict(v)
+            if "ticktext" in axis:
+                axis["ticktext"] = _as_text(list(axis["ticktext"]))
+            if isinstance(axis.get("title"), str):
+                axis["title"] = plotly_text(axis["title"])
+            out[k] = axis
+    if "annotations" in layout:
+        out["annotations"] = [{**a, "text": _as_text(a.get("text", ""))} for a in layout["annotations"]]
+    return out
+
+
 def _figure(traces: list[dict], title: str, height: int = 380, **layout) -> go.Figure:
-    """One figure from trace dicts (each with its ``type``) and layout keywords."""
+    """One figure from trace dicts (each with its ``type``) and layout keywords; every label
+    in them is escaped (shown as text, not HTML)."""
     layout.setdefault("legend", _LEGEND_RIGHT)
-    return go.Figure(data=traces, layout=dict(
-        title=dict(text=title, x=0.0, font=dict(size=15)),
-        height=height, margin=dict(l=10, r=10, t=45, b=10), **layout,
+    return go.Figure(data=[_safe_trace(t) for t in traces], layout=dict(
+        title=dict(text=plotly_text(title), x=0.0, font=dict(size=15)),
+        height=height, margin=dict(l=10, r=10, t=45, b=10), **_safe_layout(layout),
     ))
 
 

@@ -58,10 +58,36 @@ def dataset_names() -> list[str]:
     return _dataset_names(str(root), (root / "store.duckdb").exists())
 
 
+def _store_stamp(root: Path) -> tuple[int, ...]:
+    """Inode, mtime and size of the store file and of its write-ahead log.
+
+    Every commit (an import, a model saved by a build) changes one of them; reading them
+    costs microseconds, where opening the store for :meth:`Store.version` costs tens of
+    milliseconds and, under load, was a fifth of the server's work (tests/reliability/test_load.py).
+    """
+    stamp: list[int] = []
+    for name in ("store.duckdb", "store.duckdb.wal"):
+        try:
+            s = (root / name).stat()
+            stamp += [s.st_ino, s.st_mtime_ns, s.st_size]
+        except OSError:
+            stamp += [0, 0, 0]
+    return tuple(stamp)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _version(root: str, dataset: str, stamp: tuple[int, ...]) -> str:
+    store = _store(root, True)
+    return store.version(dataset)
+
+
 def version(dataset: str) -> str:
-    """The dataset's cache version (changes after an import or a build)."""
-    store = get_store()
-    return "missing" if store is None else store.version(dataset)
+    """The dataset's cache version (changes after an import or a build); asked of the store
+    only when its files changed since the last answer."""
+    root = store_root()
+    if not (root / "store.duckdb").exists():
+        return "missing"
+    return _version(str(root), dataset, _store_stamp(root))
 
 
 # ----------------------------------------------------------------------------- tables

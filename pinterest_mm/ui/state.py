@@ -8,6 +8,11 @@ writes it back with :func:`sync_url`, so a copied link reopens the same view::
 
 Widgets use ``w_*`` keys seeded from the ``pmm_*`` values (:func:`seed_widget`) and copy
 their value back (:func:`remember`).
+
+A link is someone else's text: values that must be one of a few (split, norm) are checked
+here; dataset, method and model names are checked against what exists once the dataset is
+known (:func:`check_link`), and unknown ones are dropped with a note. Every name is shown as
+text (:func:`Setting.describe` escapes it).
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from .text import clip, md_text
+
 SPLITS = ("test", "val")
 NORMALIZE = ("true", "pred", "all", "none")
 _KEYS = ("dataset", "split", "method", "l", "lambda", "models", "image_model", "text_model", "norm")
 _INIT = "_pmm_init"
+_LINK = "_pmm_link_unchecked"
 
 
 @dataclass(frozen=True)
@@ -47,11 +55,14 @@ class Setting:
     text_model: str | None = None
 
     def describe(self) -> str:
-        """One line naming the dataset, split and fusion setting (shown on every page)."""
-        return f"Dataset **{self.dataset}** · split **{self.split}** · fusion {self.fusion_text()}"
+        """One Markdown line naming the dataset, split and fusion setting (shown on every
+        page); every name in it is escaped, so it displays as text."""
+        return (f"Dataset **{md_text(self.dataset, 80)}** · split **{md_text(self.split, 10)}** · "
+                f"fusion {md_text(self.fusion_text(), 1000)}")
 
     def fusion_text(self) -> str:
-        """The fusion setting in words, e.g. ``mm (l = 2; models: thesis selection)``."""
+        """The fusion setting in plain words (not Markdown: escape it with ``md_text``),
+        e.g. ``mm (l = 2; models: thesis selection)``."""
         if self.method == "mm":
             knob = "l chosen on validation" if self.l is None else f"l = {self.l:g}"
         elif self.method == "lambda":
@@ -91,7 +102,40 @@ def init_state() -> None:
     st.session_state["pmm_image_model"] = qp.get("image_model") or None
     st.session_state["pmm_text_model"] = qp.get("text_model") or None
     st.session_state["pmm_norm"] = qp.get("norm") if qp.get("norm") in NORMALIZE else "true"
+    st.session_state[_LINK] = True
     st.session_state[_INIT] = True
+
+
+def check_link(datasets: list[str], methods: list[str], models: dict[str, str]) -> list[str]:
+    """Drop what the opening link named that does not exist here; return what was dropped.
+
+    Runs once per session, on its first page run (later calls return ``[]``): the setting then holds only existing names, and the caller shows the list.
+
+    Args:
+        datasets: Dataset names in the store.
+        methods: Registered fusion methods.
+        models: The chosen dataset's models, name to modality (``image``/``text``).
+    """
+    if not st.session_state.get(_LINK):
+        return []
+    st.session_state[_LINK] = False
+    dropped: list[str] = []
+    if st.query_params.get("dataset") not in (None, "") and st.query_params.get("dataset") not in datasets:
+        dropped.append(f"dataset {clip(st.query_params.get('dataset'), 60)}")
+    if get("method") not in methods:
+        dropped.append(f"fusion method {clip(get('method'), 60)}")
+        put("method", "mm")
+    names = tuple(get("models") or ())
+    unknown = [m for m in names if m not in models]
+    if unknown:
+        dropped.append("model" + ("s " if len(unknown) > 1 else " ") +
+                       ", ".join(clip(m, 60) for m in unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
+        put("models", tuple(m for m in names if m in models) or None)
+    for key, modality in (("image_model", "image"), ("text_model", "text")):
+        if get(key) is not None and models.get(get(key)) != modality:
+            dropped.append(f"{modality} model {clip(get(key), 60)}")
+            put(key, None)
+    return dropped
 
 
 def get(key: str, default=None):

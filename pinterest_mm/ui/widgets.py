@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -14,8 +13,8 @@ import streamlit as st
 
 from . import data, state
 from ..store import StoreError
+from .text import md_text
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -34,11 +33,8 @@ class Page:
 
 
 def escape_md(text: str, limit: int = 300) -> str:
-    """Text shown as-is inside markdown: special characters escaped, length bounded."""
-    text = str(text)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+    """Text shown as-is inside markdown (:func:`pinterest_mm.ui.text.md_text`)."""
+    return md_text(text, limit)
 
 
 def empty_store(root) -> None:
@@ -68,7 +64,7 @@ def page(title: str, *, need_models: bool = True, split_choice: bool = True) -> 
 
 def store_error(exc: StoreError) -> None:
     """Show why the store cannot be read (and what to do) instead of a traceback; stop."""
-    st.error(f"The store cannot be read. {exc}")
+    st.error(f"The store cannot be read. {exc}")  # our own message: code spans intended
     st.stop()
 
 
@@ -93,26 +89,32 @@ def _page(*, need_models: bool, split_choice: bool) -> Page:
             st.radio("Split", state.SPLITS, key=key, horizontal=True, on_change=state.remember,
                      args=("split",), format_func=lambda s: {"test": "test", "val": "validation"}[s],
                      help="Settings are always chosen on validation; test is only scored.")
-    if state.get("method") not in data.fusion_methods():
-        state.put("method", "mm")
     dataset = state.get("dataset")
     ver = data.version(dataset)
+    methods = data.fusion_methods()
+    table = data.models_table(dataset, ver)
+    dropped = state.check_link(names, methods, dict(zip(table["model"], table["modality"])))
+    if state.get("method") not in methods:
+        state.put("method", "mm")
     setting = state.current(dataset)
     with st.sidebar:
         st.caption(f"Store: `{data.store_root()}`")
         st.caption(f"Cache version: `{ver[:40]}`")
-    if need_models and data.models_table(dataset, ver).shape[0]:
+    if dropped:
+        st.info("The link named what this store does not have, so it was left out: "
+                + "; ".join(md_text(d) for d in dropped) + ".")
+    if need_models and table.shape[0]:
         skipped = data.outputs(dataset, ver).skipped  # built on an earlier version: left out
         for why in skipped.values():
-            st.warning(why)
-        if len(skipped) == data.models_table(dataset, ver).shape[0]:
+            st.warning(md_text(why, limit=None))
+        if len(skipped) == table.shape[0]:
             st.caption(setting.describe())
             st.code(f"pinterest-mm build {dataset}", language="bash")
             state.sync_url(setting)
             st.stop()
     elif need_models:
         st.caption(setting.describe())
-        st.warning(f"No model has been built for dataset **{dataset}** yet.")
+        st.warning(f"No model has been built for dataset **{md_text(dataset)}** yet.")
         st.code(f"pinterest-mm build {dataset}", language="bash")
         state.sync_url(setting)
         st.stop()

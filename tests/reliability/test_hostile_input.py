@@ -363,4 +363,4 @@ def test_upload_limits_agree():
     cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["maxUploadSize"] * 1024 * 1024 >= predict.MAX_UPLOAD_BYTES
     assert cfg["server"]["maxUploadSize"] <= 20
-    assert "max_upload_size=20" in (REPO / "pages" / "6_Predict.py").read_text()
+    assert "max_upload_size=predict.MAX_UPLOAD_MB" in (REPO / "pages" / "6_Predict.py").read_text()
