@@ -21,6 +21,7 @@ import streamlit as st
 
 from .. import metrics
 from ..config import home
+from ..errors import one_line
 from ..outputs import Outputs, load_outputs
 from ..store import Store, StoreError
 
@@ -269,19 +270,14 @@ def _unfreeze_at_exit() -> None:
 
 def load_predictors(dataset: str, ver: str, models: list[str]) -> dict:
     """Model name to a cached predictor, or to the reason it cannot be loaded (str)."""
-    res = {}
-    for m in models:
-        try:
-            res[m] = predictor(dataset, ver, m)
-        except Exception as exc:  # unknown/synthetic model, missing checkpoint, no weights
-            res[m] = f"cannot be loaded ({safe_error(exc)})"
-    return res
+    from ..predict import load_predictors as _load
+
+    return _load(models, lambda m: predictor(dataset, ver, m))
 
 
 def safe_error(exc: BaseException) -> str:
     """A one-line message for an exception (no traceback)."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {msg}"[:500]
+    return one_line(exc)
 
 
 __all__ = [
@@ -346,5 +342,6 @@ def method_fields(method: str) -> set[str]:
 
 def best_single(out: Outputs) -> str | None:
     """The single model with the best validation accuracy (ties: name)."""
-    names = usable_models(out)
-    return names[0] if names else None
+    from ..compare import best_single as _best
+
+    return _best(out)
