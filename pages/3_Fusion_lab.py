@@ -1,13 +1,15 @@
 """Fusion lab: choose models and a method; the l / lambda slider updates the view live.
 
 The (M, n, C) stack of a selection is prepared once (``data.fusion_stack``); a slider move
-reruns only the ``live`` fragment: new weights, one fused vector, its metrics and charts.
+reruns only the ``live`` fragment: new weights, one fusion pass (``FusionStack.view``: the
+fused array, accuracy, top-k and confusion counts together), and the charts.
 """
 
 import numpy as np
 import streamlit as st
 
 from pinterest_mm import metrics
+from pinterest_mm.fusion import live
 from pinterest_mm.fusion.late import mm_weights
 from pinterest_mm.ui import charts, data, state, widgets
 
@@ -131,8 +133,10 @@ def drill_down(fused: np.ndarray, models: list[str]) -> None:
     widgets.pin_cards(shown, ncols=4, extra=extra, max_pins=12)
 
 
-def show(fused: np.ndarray, ev_acc: float, topk: np.ndarray, weights: dict | None, label: str) -> None:
-    """Accuracy, top-k vs the best single model, weights, confusion + drill-down."""
+def show(view: live.LiveView, weights: dict | None, label: str) -> None:
+    """Accuracy, top-k vs the best single model, weights, confusion + drill-down of one
+    fused view (its fused probabilities, accuracy, top-k and confusion counts)."""
+    fused, ev_acc, topk = view.fused, view.accuracy, view.topk
     m = st.columns(4)
     m[0].metric(f"Fusion accuracy ({split})", f"{ev_acc:.3f}", f"{ev_acc - best_acc:+.3f} vs best single")
     m[1].metric(f"Best single: {best}", f"{best_acc:.3f}")
@@ -153,8 +157,7 @@ def show(fused: np.ndarray, ev_acc: float, topk: np.ndarray, weights: dict | Non
                     format_func=lambda s: {"true": "true class (rows)", "pred": "predicted class (columns)",
                                            "all": "all pins", "none": "counts"}[s])
     state.put("norm", norm)
-    pred = fused.argmax(1)
-    cm = metrics.confusion(y, pred, C, None if norm == "none" else norm)
+    cm = metrics.normalize_confusion(view.confusion, None if norm == "none" else norm)
     sel = sync_cell(fused)
     fig = charts.confusion_figure(cm, classes, norm, f"Confusion matrix of the fusion ({split})", sel)
     st.plotly_chart(fig, key="cm", on_select="rerun", selection_mode="points")
@@ -183,13 +186,12 @@ def live_view(models: list[str], res, knob: str, value: float, chosen: float, w:
     (M, n, C) stack."""
     state.sync_url(state.current(ds), state.get("norm"))
     widgets.setting_caption(state.current(ds))
-    stack = data.fusion_stack(ds, ver, tuple(models), split)
-    ev = stack.evaluate(w)
+    view = data.fusion_stack(ds, ver, tuple(models), split).view(w)  # fused once per move
     grid = res.grid
     st.plotly_chart(charts.grid_figure([g["setting"][knob] for g in grid], [g["val_accuracy"] for g in grid],
                                        [g["test_accuracy"] for g in grid], chosen, value, knob, grid_title),
                     key="grid")
-    show(stack.fuse(w), ev.accuracy, ev.topk, dict(zip(models, w)), label)
+    show(view, dict(zip(models, w)), label)
 
 
 @st.fragment
@@ -236,7 +238,7 @@ def static_view(models: list[str]) -> None:
     st.caption("★ settings chosen on validation: " + ", ".join(
         f"{k} = {v}" for k, v in res.chosen.items() if not isinstance(v, (dict, list))) or "—")
     fused = res.val_probs if split == "val" else res.test_probs
-    show(fused, metrics.accuracy(fused, y), metrics.topk_curve(fused, y), res.weights, method)
+    show(live.evaluate(fused, y, C), res.weights, method)
 
 
 if method == "mm":

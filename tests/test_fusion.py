@@ -12,7 +12,6 @@ from pinterest_mm import metrics
 from pinterest_mm.bench import SynthModel, run_benchmarks, synthetic_outputs
 from pinterest_mm.fusion import (
     FusionResult,
-    FusionStack,
     cross_pool,
     cross_pool_explicit,
     fuse,
@@ -22,6 +21,7 @@ from pinterest_mm.fusion import (
     optimize_weights,
     weighted_sum,
 )
+from pinterest_mm.fusion.live import FusionStack
 from pinterest_mm.outputs import ModelInfo, Outputs
 
 FAST_NET = {"max_epochs": 15, "patience": 3, "hidden": 16}
@@ -95,10 +95,29 @@ def test_fusion_stack_equals_reference():
     for threads in (1, 2):
         fs = FusionStack(stack, y, threads=threads, chunk=96)
         np.testing.assert_allclose(fs.fuse(w), ref, rtol=1e-6)
-        ev = fs.evaluate(w)
-        np.testing.assert_allclose(ev.topk, metrics.topk_curve(ref, y, 10))
-        np.testing.assert_array_equal(ev.confusion, metrics.confusion(y, ref.argmax(1), 5))
+        for ev in (fs.evaluate(w), fs.view(w)):
+            np.testing.assert_allclose(ev.topk, metrics.topk_curve(ref, y, 10))
+            np.testing.assert_array_equal(ev.confusion, metrics.confusion(y, ref.argmax(1), 5))
+            assert ev.accuracy == pytest.approx(metrics.accuracy(ref, y))
+        np.testing.assert_allclose(fs.view(w).fused, ref, rtol=1e-6)
         fs.close()
+
+
+def test_a_live_view_fuses_once(monkeypatch):
+    """Check ``FusionStack.view`` fuses every block once per move and scores what it fused."""
+    rng = np.random.default_rng(1)
+    stack = rng.random((4, 500, 6)).astype(np.float32)
+    y = rng.integers(0, 6, 500)
+    fs = FusionStack(stack, y, chunk=128)
+    calls = []
+    fuse_block = FusionStack._fuse_block
+    monkeypatch.setattr(FusionStack, "_fuse_block", lambda self, w, i: calls.append(i) or fuse_block(self, w, i))
+    w = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    view = fs.view(w)
+    assert sorted(calls) == list(range(len(fs.blocks))) == [0, 1, 2, 3]
+    ref = weighted_sum(stack, w)
+    np.testing.assert_allclose(view.fused, ref, rtol=1e-6)
+    np.testing.assert_array_equal(view.confusion, metrics.confusion(y, ref.argmax(1), 6))
 
 
 def test_lambda_hand_computed():

@@ -158,7 +158,7 @@ def method_info(method: str) -> tuple[str, str]:
 @st.cache_resource(max_entries=16, show_spinner=False)
 def fusion_stack(dataset: str, ver: str, models: tuple[str, ...], split: str):
     """The (M, n, C) stack of one selection and split, prepared once for the live sliders."""
-    from ..fusion.late import FusionStack
+    from ..fusion.live import FusionStack
 
     return FusionStack.from_outputs(outputs(dataset, ver), list(models), split)
 
