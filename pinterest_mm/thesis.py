@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 
 from . import metrics
 from .fusion import fuse, lambda_table, list_methods, usable_models
@@ -247,7 +246,3 @@ def format_thesis_report(report: dict) -> str:
         parts.append(f"  [{mark}] {c['claim']}: {c['evidence']}")
     return "\n".join(parts)
 
-
-def topk_table(report: dict) -> dict[str, np.ndarray]:
-    """Figure 4.4 curves as arrays (method -> top-k for k = 1..10)."""
-    return {k: np.asarray(v) for k, v in report["figures"]["4.4_methods"].items()}

@@ -232,10 +232,14 @@ def test_learned_method_is_behind_a_button(app_home):
     at = page("fusion")
     at.selectbox(key="w_method").set_value("stacking").run()
     no_exception(at)
+    assert not [m for m in at.metric if m.label.startswith("Fusion accuracy")]  # not fitted yet
     buttons = [b for b in at.button if b.label.startswith("Fit")]
     assert buttons
     buttons[0].click().run()
     no_exception(at)
+    assert not at.error, [e.value for e in at.error]  # the page shows a method's failure as an error
+    assert 0 < float(metric(at, "Fusion accuracy")) <= 1
+    assert "settings chosen on validation: C = " in captions(at)
 
 
 # ----------------------------------------------------------------------------- compare
@@ -247,10 +251,11 @@ def test_compare_buttons_and_downloads(app_home):
     at.button[0].click().run()  # the learned fusions
     no_exception(at)
     thesis = [b for b in at.button if b.label.startswith("Reproduce")]
-    if thesis:
-        thesis[0].click().run()
-        no_exception(at)
-        assert any("claim" in str(df.value.columns.tolist()) for df in at.dataframe)
+    assert len(thesis) == 1
+    thesis[0].click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("claim" in str(df.value.columns.tolist()) for df in at.dataframe)
 
 
 def test_safe_csv_neutralizes_formulas():

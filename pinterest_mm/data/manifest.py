@@ -45,14 +45,12 @@ class Manifest:
             description, category, board (first seen), utf8_ok.
         images_root: The resolved images root.
         n_rows: Rows read from the file.
-        n_repeated_saves: Exact repeated (pin, user) rows dropped.
     """
 
     saves: pd.DataFrame
     pins: pd.DataFrame
     images_root: Path
     n_rows: int
-    n_repeated_saves: int
 
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
@@ -174,5 +172,4 @@ def read_manifest(path: Path | str, images_root: Path | str | None = None) -> Ma
         pins=pins,
         images_root=root,
         n_rows=n_rows,
-        n_repeated_saves=n_rows - len(saves),
     )

@@ -15,7 +15,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -23,7 +22,7 @@ from .. import metrics
 from ..config import home
 from ..errors import one_line
 from ..outputs import Outputs, load_outputs
-from ..store import Store, StoreError
+from ..store import Store
 
 THUMB_PX = 160
 
@@ -133,26 +132,19 @@ def usable_models(out: Outputs, family: str | None = None, modality: str | None 
 
 
 def fusion_methods() -> list[str]:
-    """Registered fusion methods (``mm`` first); [``mm``, ``lambda``] if the registry fails."""
-    try:
-        from ..fusion.registry import list_methods
+    """Registered fusion methods, ``mm`` and ``lambda`` first."""
+    from ..fusion.registry import list_methods
 
-        names = list_methods()
-    except Exception:  # a method module still being written must not break the app
-        names = ["mm", "lambda", "best_single", "equal"]
     order = {"mm": 0, "lambda": 1}
-    return sorted(names, key=lambda n: (order.get(n, 2), n))
+    return sorted(list_methods(), key=lambda n: (order.get(n, 2), n))
 
 
 def method_info(method: str) -> tuple[str, str]:
-    """(description, kind) of a fusion method."""
-    try:
-        from ..fusion.registry import get_method
+    """(description, kind) of a registered fusion method (KeyError for an unknown one)."""
+    from ..fusion.registry import get_method
 
-        m = get_method(method)
-        return m.description, m.kind
-    except Exception:
-        return "", "late"
+    m = get_method(method)
+    return m.description, m.kind
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -237,8 +229,8 @@ def thumbnail(path: str, px: int = THUMB_PX) -> bytes | None:
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=85)
             return buf.getvalue()
-    except Exception:
-        return None
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None  # missing, truncated, not an image, a decompression bomb
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -278,11 +270,6 @@ def load_predictors(dataset: str, ver: str, models: list[str]) -> dict:
 def safe_error(exc: BaseException) -> str:
     """A one-line message for an exception (no traceback)."""
     return one_line(exc)
-
-
-__all__ = [
-    "StoreError", "np",
-]
 
 
 # ----------------------------------------------------------------------------- overview counts
@@ -329,15 +316,12 @@ def drop_reasons(dataset: str, ver: str) -> pd.DataFrame:
 
 
 def method_fields(method: str) -> set[str]:
-    """Config field names of a fusion method (empty when unknown)."""
+    """Config field names of a registered fusion method (KeyError for an unknown one)."""
     import dataclasses
 
-    try:
-        from ..fusion.registry import get_method
+    from ..fusion.registry import get_method
 
-        return {f.name for f in dataclasses.fields(get_method(method).config_cls)}
-    except Exception:
-        return set()
+    return {f.name for f in dataclasses.fields(get_method(method).config_cls)}
 
 
 def best_single(out: Outputs) -> str | None:
