@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .outputs import ModelInfo, Outputs
+from .outputs import SPLITS, ModelInfo, Outputs
 
 
 # ----------------------------------------------------------------------------- synthetic data
@@ -72,7 +72,7 @@ def synthetic_outputs(
         dataset: Dataset name.
     """
     rng = np.random.default_rng(seed)
-    splits = ("train", "val", "test")
+    splits = SPLITS
     y = {s: rng.integers(0, C, k).astype(np.int64) for s, k in zip(splits, n)}
     probs, infos, feats = {}, {}, {}
     for m in models:

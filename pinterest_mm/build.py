@@ -21,6 +21,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from .config import SPLITS
 from .models.base import BuildContext, fingerprint_of, pick_device
 from .models.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .models.checkpoints import save_estimator
@@ -29,7 +30,6 @@ from .models.registry import ModelSpec, WeightsUnavailable, default_models, get_
 from .store import Store
 
 BUILD_VERSION = 1  # bump when a change of this code changes outputs
-SPLITS = ("train", "val", "test")
 
 
 class BuildFailed(RuntimeError):
@@ -219,8 +219,8 @@ def build(
 
 def format_build_summary(results: list[dict]) -> str:
     """Return a short text table of :func:`build` results."""
-    lines = [f"{'model':<28} {'status':<12} {'seconds':>8}  val_acc"]
-    for r in results:
-        acc = f"{r['val_accuracy']:.4f}" if "val_accuracy" in r else ""
-        lines.append(f"{r['model']:<28} {r['status']:<12} {r['seconds']:>8.1f}  {acc}")
-    return "\n".join(lines)
+    from .textable import text_table
+
+    return text_table(["model", "status", "seconds", "val_acc"],
+                      [[r["model"], r["status"], r["seconds"], r.get("val_accuracy")] for r in results],
+                      digits=[0, 0, 1, 4], rule=False)

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DEMO_DIR, DEMO_NAME, CleaningConfig, ImportConfig, SplitConfig
+from .config import DEMO_DIR, DEMO_NAME, SPLITS, CleaningConfig, ImportConfig, SplitConfig
 
 
 def _store(read_only: bool = False):
@@ -58,11 +58,11 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if df.empty:
         print("No datasets yet. Import one: pinterest-mm import MANIFEST --name NAME")
         return 0
-    print(f"{'name':<20} {'pins':>7} {'classes':>7} {'users':>7} {'train':>7} {'val':>6} {'test':>6}")
-    for r in df.to_dict("records"):
-        s = r["split_counts"]
-        print(f"{r['name']:<20} {r['n_pins']:>7,} {r['n_classes']:>7} {r['n_users']:>7,} "
-              f"{s.get('train', 0):>7,} {s.get('val', 0):>6,} {s.get('test', 0):>6,}")
+    from .textable import text_table
+
+    print(text_table(["name", "pins", "classes", "users", "train", "val", "test"], [
+        [r["name"], int(r["n_pins"]), int(r["n_classes"]), int(r["n_users"]),
+         *(int(r["split_counts"].get(s, 0)) for s in SPLITS)] for r in df.to_dict("records")]))
     return 0
 
 
@@ -109,20 +109,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         text = format_model_report(report)
     if args.json:
-        print(json.dumps(report, indent=2, default=_json_default))
+        print(_dumps(report))
     else:
         print(text)
     return 0
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def _fusion_config(args: argparse.Namespace) -> dict:
@@ -155,7 +145,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         summary = ds.predict_file(args.manifest, args.out, args.method, images_root=args.images_root,
                                   k=args.top_k, batch_size=args.batch_size, progress=not args.quiet, **cfg)
         if args.json:
-            print(json.dumps(summary, indent=2, default=_json_default))
+            print(_dumps(summary))
         else:
             print(f"Predicted {summary['pins']:,} pins ({summary['with_image']:,} with an image, "
                   f"{summary['with_text']:,} with a description) with {args.method}; "
@@ -166,14 +156,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     res = ds.fuse(args.method, **cfg)
     votes = {"fused": pin.fused, **pin.probs}
     if args.json:
-        print(json.dumps({
+        print(_dumps({
             "dataset": ds.name, "method": args.method, "chosen": res.chosen, "weights": pin.weights,
             "image_share": pin.image_share,
             "top_k": {m: [{"category": c, "probability": p} for c, p in ds.top_k(v, args.top_k)]
                       for m, v in votes.items() if v is not None},
             "probabilities": {m: dict(zip(ds.classes, v.tolist())) for m, v in votes.items() if v is not None},
             "skipped": pin.skipped,
-        }, indent=2, default=_json_default))
+        }))
         return 0
     rows = [[m, r, c, p, pin.weights.get(m) if r == 1 else None]
             for m, v in votes.items() if v is not None for r, (c, p) in enumerate(ds.top_k(v, args.top_k), 1)]
@@ -192,15 +182,24 @@ def _setting(chosen: dict) -> str:
     return short_setting(chosen) or "defaults"
 
 
+def _dumps(obj) -> str:
+    """Indented JSON; numpy values as numbers and lists, anything else as text."""
+    from .jsonable import to_json_lenient
+
+    return json.dumps(obj, indent=2, default=to_json_lenient)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
     result = bench.run_benchmarks()
     if args.json:
-        print(json.dumps(result, indent=2, default=_json_default))
+        print(_dumps(result))
     else:
-        for b in result["benchmarks"]:
-            print(f"{b['name']:<40} n={b.get('n_pins', ''):>9} median {b['median_ms']:.2f} ms")
+        from .textable import text_table
+
+        print(text_table(["benchmark", "pins", "median ms"],
+                         [[b["name"], b.get("n_pins"), b["median_ms"]] for b in result["benchmarks"]], digits=2))
         for key, value in result.items():
             if key != "benchmarks":
                 print(f"{key}: {value}")

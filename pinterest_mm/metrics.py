@@ -23,7 +23,13 @@ from scipy import stats
 from sklearn.metrics import log_loss as _sk_log_loss
 from sklearn.metrics import precision_recall_fscore_support
 
-KMAX = 10
+from .config import KMAX
+
+__all__ = [
+    "KMAX", "Agreement", "BootstrapCI", "Calibration", "McNemar", "PerClass", "accuracy", "agreement",
+    "calibration", "cell_pins", "confusion", "log_loss", "mcnemar", "mcnemar_from_counts",
+    "normalize_confusion", "paired_bootstrap", "per_class", "topk_curve", "true_class_rank",
+]
 
 
 # ----------------------------------------------------------------------------- basics

@@ -12,10 +12,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .config import FAMILIES, SPLITS
 from .store import Store
 
-SPLITS = ("train", "val", "test")
-FAMILIES = ("image", "word_embedding", "transformer", "other")
+__all__ = ["FAMILIES", "SPLITS", "ModelInfo", "Outputs", "load_outputs"]
 
 
 @dataclass(frozen=True)

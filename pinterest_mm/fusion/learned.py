@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.classify import THESIS_C_GRID, LogRegConfig, fit_logreg_cv
-from ..outputs import Outputs
+from ..outputs import SPLITS, Outputs
 from .late import SelectConfig, select_models, usable_models
 from .registry import FusionResult, finish, register
 
@@ -146,7 +146,7 @@ def fit_feature_cross(outputs: Outputs, cfg: FeatureCrossConfig) -> FusionResult
     img = cfg.image_model or _best_feature_model(outputs, "image")
     txt = cfg.text_model or _best_feature_model(outputs, "word_embedding")
     fa, fb = _features(outputs, img), _features(outputs, txt)
-    X = {s: cross_pool(fa[s], fb[s]) for s in ("train", "val", "test")}
+    X = {s: cross_pool(fa[s], fb[s]) for s in SPLITS}
     lr = LogRegConfig(c_grid=cfg.c_grid, folds=cfg.folds, max_iter=cfg.max_iter, seed=cfg.seed)
     res = fit_logreg_cv(X["train"], outputs.y["train"], outputs.n_classes, lr)
     pv = res.predict_proba(X["val"], outputs.n_classes)
@@ -315,7 +315,7 @@ def fit_gated(outputs: Outputs, cfg: GatedConfig) -> FusionResult:
         G = {m: _features(outputs, m) for m in (img, txt)}
     else:
         G = P
-    inputs = {s: (P[txt][s], P[img][s], G[txt][s], G[img][s]) for s in ("train", "val", "test")}
+    inputs = {s: (P[txt][s], P[img][s], G[txt][s], G[img][s]) for s in SPLITS}
     d_in = G[txt]["train"].shape[1] + G[img]["train"].shape[1]
     import torch
 

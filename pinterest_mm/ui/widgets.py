@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from . import data, state
+from ..jsonable import to_json_lenient
 from ..store import StoreError
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
@@ -139,16 +140,7 @@ def safe_csv(df: pd.DataFrame) -> bytes:
 def to_json_bytes(obj) -> bytes:
     """Pretty JSON bytes (numpy values converted)."""
 
-    def default(x):
-        if isinstance(x, np.integer):
-            return int(x)
-        if isinstance(x, np.floating):
-            return float(x)
-        if isinstance(x, np.ndarray):
-            return x.tolist()
-        return str(x)
-
-    return json.dumps(obj, indent=2, default=default).encode()
+    return json.dumps(obj, indent=2, default=to_json_lenient).encode()
 
 
 def pin_cards(
