@@ -1,4 +1,5 @@
-"""Fusion methods behind one registry.
+"""Fusion methods behind one registry: ``late`` (MM, lambda, baselines, pooling), ``learned``
+(scikit-learn: stacking, feature cross), ``nets`` (torch: gated, MLPs); ``live`` is the slider path.
 
 Typical use::
 
@@ -29,6 +30,7 @@ from .late import (
 )
 from .learned import cross_pool, cross_pool_explicit
 from .live import FusionStack, LiveScores, LiveView
+from . import nets  # noqa: F401 - registers gated, concat_mlp and attention_mlp
 from .registry import (
     FusionResult,
     blas_threads,

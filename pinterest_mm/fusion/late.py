@@ -145,13 +145,13 @@ class MMConfig(SelectConfig):
 def fit_mm(outputs: Outputs, cfg: MMConfig) -> FusionResult:
     """Mix-Modality late fusion (eq. 3.4-3.5)."""
     models = select_models(outputs, cfg)
-    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    stack_val, stack_test = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
     accs = np.array([val_accuracy(outputs, m) for m in models])
     ls = (cfg.l,) if cfg.l is not None else cfg.l_grid
     grid, fused = [], []
     for l in ls:
         w = mm_weights(accs, l)
-        pv, pt = weighted_sum(sv, w), weighted_sum(st, w)
+        pv, pt = weighted_sum(stack_val, w), weighted_sum(stack_test, w)
         grid.append(_row({"l": float(l)}, pv, pt, outputs))
         fused.append((w, pv, pt))
     i = _pick(grid)
@@ -298,14 +298,14 @@ def fit_log_linear(outputs: Outputs, cfg: LogLinearConfig) -> FusionResult:
     if cfg.weighting not in ("mm", "equal"):
         raise ValueError("weighting must be 'mm' or 'equal'")
     models = select_models(outputs, cfg)
-    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    stack_val, stack_test = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
     accs = np.array([val_accuracy(outputs, m) for m in models])
     ls = (cfg.l,) if cfg.l is not None else cfg.l_grid
     settings = [("l", float(l)) for l in ls] if cfg.weighting == "mm" else [("equal", 1.0)]
     grid, fused = [], []
     for name, l in settings:
         w = mm_weights(accs, l) if name == "l" else np.full(len(models), 1 / len(models))
-        pv, pt = log_linear(sv, w, cfg.eps), log_linear(st, w, cfg.eps)
+        pv, pt = log_linear(stack_val, w, cfg.eps), log_linear(stack_test, w, cfg.eps)
         grid.append(_row({name: l}, pv, pt, outputs))
         fused.append((w, pv, pt))
     i = _pick(grid)
@@ -358,8 +358,8 @@ def optimize_weights(prob_stack_val: np.ndarray, y_val: np.ndarray, maxiter: int
 def fit_optimized(outputs: Outputs, cfg: OptimizedConfig) -> FusionResult:
     """Validation-optimized weights."""
     models = select_models(outputs, cfg)
-    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
-    w = optimize_weights(sv, outputs.y["val"], cfg.maxiter, cfg.eps)
-    pv, pt = weighted_sum(sv, w), weighted_sum(st, w)
+    stack_val, stack_test = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    w = optimize_weights(stack_val, outputs.y["val"], cfg.maxiter, cfg.eps)
+    pv, pt = weighted_sum(stack_val, w), weighted_sum(stack_test, w)
     chosen = {"models": models, "val_log_loss": metrics.log_loss(pv, outputs.y["val"])}
     return finish(outputs, "optimized", cfg, chosen, pv, pt, weights=dict(zip(models, w)))
