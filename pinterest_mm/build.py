@@ -22,7 +22,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .config import SPLITS
-from .models.base import BuildContext, fingerprint_of, pick_device
+from .models.base import BuildContext, Classifier, FeatureModel, check_contract, fingerprint_of, pick_device
 from .models.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .models.checkpoints import save_estimator
 from .models.classify import LogRegConfig, fit_logreg_cv
@@ -82,7 +82,7 @@ def split_index(store: Store, dataset: str):
     return pins, rows, labels
 
 
-def model_fingerprints(spec: ModelSpec, model, dataset_fp: str, logreg: LogRegConfig) -> tuple[str, str]:
+def model_fingerprints(spec: ModelSpec, model: FeatureModel | Classifier, dataset_fp: str, logreg: LogRegConfig) -> tuple[str, str]:
     """Return (feature fingerprint, model fingerprint)."""
     config = model.config()
     weights = local_weights(spec.name, getattr(model, "options", None))
@@ -103,7 +103,7 @@ def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
 def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, pins, rows, labels,
                n_classes: int, device: str, progress: bool, options: dict, logreg: LogRegConfig,
                force: bool, seed: int) -> dict:
-    model = spec.create(**options)
+    model = check_contract(spec.create(**options), spec.kind, spec.name)
     model.device = device
     feat_fp, fp = model_fingerprints(spec, model, info["fingerprint"], logreg)
     if not force and store.model_fingerprint(dataset, spec.name) == fp:
