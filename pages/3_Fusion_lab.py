@@ -8,7 +8,7 @@ fused array, accuracy, top-k and confusion counts together), and the charts.
 import numpy as np
 import streamlit as st
 
-from pinterest_mm import metrics
+from pinterest_mm import compare, metrics
 from pinterest_mm.fusion import live
 from pinterest_mm.fusion.late import mm_weights
 from pinterest_mm.ui import charts, data, state, widgets
@@ -100,9 +100,7 @@ def sync_cell(fused: np.ndarray) -> tuple[int, int]:
             st.session_state["w_cell_true"] = classes[sel[0]]
             st.session_state["w_cell_pred"] = classes[sel[1]]
     if st.session_state.get("w_cell_true") not in classes or st.session_state.get("w_cell_pred") not in classes:
-        pred = fused.argmax(1)
-        wrong = np.flatnonzero(pred != y)
-        a, b = (int(y[wrong[0]]), int(pred[wrong[0]])) if len(wrong) else (0, 0)
+        a, b = compare.first_error_cell(fused.argmax(1), y)
         st.session_state["w_cell_true"], st.session_state["w_cell_pred"] = classes[a], classes[b]
     return classes.index(st.session_state["w_cell_true"]), classes.index(st.session_state["w_cell_pred"])
 
@@ -121,15 +119,7 @@ def drill_down(fused: np.ndarray, models: list[str]) -> None:
         return
     rows = data.pins_by_split(ds, ver, split)
     shown = rows.loc[idx[:12]]
-    extra = {}
-    for i, pid in zip(idx[:12], shown["pin_id"]):
-        lines = []
-        for m in models:
-            pm = out.probs[m][split][i]
-            lines.append(f"{m}: {classes[int(pm.argmax())]} ({pm.max():.2f})")
-        top3 = np.argsort(-fused[i])[:3]
-        lines.append("fused: " + ", ".join(f"{classes[k]} {fused[i, k]:.2f}" for k in top3))
-        extra[pid] = lines
+    extra = dict(zip(shown["pin_id"], compare.vote_lines(out, models, split, idx[:12], fused)))
     widgets.pin_cards(shown, ncols=4, extra=extra, max_pins=12)
 
 

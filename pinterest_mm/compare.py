@@ -142,3 +142,43 @@ def calibrations(outputs: Outputs, split: str, results: dict) -> dict:
     for m, r in results.items():
         res[m] = metrics.calibration(split_probs(r, split), y, n_bins=10)
     return res
+
+
+# ----------------------------------------------------------------------------- drill-down
+def first_error_cell(pred: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+    """The (true, predicted) confusion cell of the first wrong pin, (0, 0) when none is wrong.
+
+    Args:
+        pred: Predicted labels, shape (n,).
+        y: True labels, shape (n,).
+    """
+    wrong = np.flatnonzero(np.asarray(pred) != np.asarray(y))
+    return (int(y[wrong[0]]), int(pred[wrong[0]])) if len(wrong) else (0, 0)
+
+
+def vote_lines(outputs: Outputs, models: list[str], split: str, rows: np.ndarray, fused: np.ndarray,
+               k: int = 3) -> list[list[str]]:
+    """For each pin (``rows`` into ``split``): every model's vote and the fused top-k, as text.
+
+    Args:
+        outputs: The probability cache.
+        models: The fused models.
+        split: ``val`` or ``test``.
+        rows: Pin indices into the split, shape (m,).
+        fused: Fused probabilities of the split, shape (n_split, C).
+        k: Fused classes listed.
+
+    Returns:
+        One list of lines per pin: ``"model: class (p)"`` per model, then ``"fused: ..."``.
+    """
+    classes = outputs.classes
+    lines = []
+    for i in rows:
+        pin = []
+        for m in models:
+            pm = outputs.probs[m][split][i]
+            pin.append(f"{m}: {classes[int(pm.argmax())]} ({pm.max():.2f})")
+        top = np.argsort(-fused[i], kind="stable")[:k]
+        pin.append("fused: " + ", ".join(f"{classes[j]} {fused[i, j]:.2f}" for j in top))
+        lines.append(pin)
+    return lines

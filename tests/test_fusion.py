@@ -280,3 +280,19 @@ def test_cache_in_real_store(outs, tmp_path):
     assert b.key == a.key and b.chosen == a.chosen
     np.testing.assert_allclose(b.test_probs, a.test_probs)
     assert store.get_fusion(outs.dataset, a.key)["method"] == "lambda"
+
+
+def test_drill_down_helpers():
+    """Check the default confusion cell is the first wrong pin's, and the vote lines."""
+    from pinterest_mm.compare import first_error_cell, vote_lines
+
+    assert first_error_cell(np.array([0, 2, 1]), np.array([0, 1, 1])) == (1, 2)
+    assert first_error_cell(np.array([0, 1]), np.array([0, 1])) == (0, 0)
+    o = synthetic_outputs(n=(10, 6, 6), C=3, models=(SynthModel("a", "image", "image", 1.0),
+                                                      SynthModel("b", "word_embedding", "text", 1.0)))
+    fused = np.array([[0.1, 0.6, 0.3]] * 6, np.float32)
+    lines = vote_lines(o, ["a", "b"], "test", np.array([4]), fused, k=2)
+    pa = o.probs["a"]["test"][4]
+    assert lines == [[f"a: {o.classes[int(pa.argmax())]} ({pa.max():.2f})",
+                      f"b: {o.classes[int(o.probs['b']['test'][4].argmax())]} ({o.probs['b']['test'][4].max():.2f})",
+                      f"fused: {o.classes[1]} 0.60, {o.classes[2]} 0.30"]]
