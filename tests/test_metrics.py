@@ -45,7 +45,7 @@ def test_topk_curve_matches_sklearn_with_ties(seed):
         assert curve[k - 1] == pytest.approx(top_k_accuracy_score(y, p, k=k, labels=np.arange(C)))
 
 
-def test_evaluate_fast_matches_reference_with_ties():
+def test_live_evaluate_matches_reference_with_ties():
     """Check the chunked fast path equals topk_curve, accuracy and confusion, threaded or not."""
     p, y = tied_data(n=1000, C=7)
     ref_topk = metrics.topk_curve(p, y, 10)

@@ -236,7 +236,7 @@ def thumbnail(path: str, px: int = THUMB_PX) -> bytes | None:
 # ----------------------------------------------------------------------------- prediction
 @st.cache_resource(max_entries=8, show_spinner="Loading the model ...")
 def predictor(dataset: str, ver: str, model: str):
-    """A model that predicts new pins (``pinterest_mm.build.load_predictor``), cached."""
+    """A model that predicts new pins (:func:`pinterest_mm.models.load_predictor`), cached."""
     # lazy: imports the model code (torch) only on the Predict page
     from ..models import load_predictor
 
