@@ -43,6 +43,7 @@ from .predict import (
     read_pin_table,
     top_k,
 )
+from .safecsv import safe_csv
 from .store import Store
 
 
@@ -263,7 +264,7 @@ class Dataset:
         frame = pd.DataFrame(records, columns=OUTPUT_COLUMNS).astype({"rank": "Int64", "probability": "Float64"})
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix.lower() == ".csv":
-            frame.to_csv(out, index=False)
+            out.write_bytes(safe_csv(frame))  # pin ids and notes come from the input table
         else:
             frame.to_parquet(out, index=False)
         return {**stats, "out": str(out), "chosen": result.chosen}

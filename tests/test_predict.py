@@ -164,11 +164,12 @@ def test_cli_predicts_a_manifest(ds, env, tmp_path, capsys, suffix):
         {"pin_id": "broken", "image": "broken.png", "description": "pizza recipe for dinner"},
         {"pin_id": "escape", "image": "../outside.png", "description": ""},
         {"pin_id": "nothing", "image": "", "description": ""},
+        {"pin_id": "=HYPERLINK(1)", "image": "", "description": "robot laptop code"},
     ]).to_csv(folder / "pins.csv", index=False)
     out = tmp_path / f"pred{suffix}"
     assert main(["predict", "tiny", "--manifest", str(folder / "pins.csv"), "--out", str(out),
                  "--l", "2", "--top-k", "2", "--batch-size", "2", "--quiet"]) == 0
-    assert "Predicted 5 pins (1 with an image, 3 with a description)" in capsys.readouterr().out
+    assert "Predicted 6 pins (1 with an image, 4 with a description)" in capsys.readouterr().out
     df = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     assert list(df.columns) == ["pin_id", "source", "rank", "category", "probability", "note"]
     both = df[df["pin_id"] == "both"]
@@ -185,6 +186,8 @@ def test_cli_predicts_a_manifest(ds, env, tmp_path, capsys, suffix):
     assert df[df["pin_id"] == "nothing"]["note"].tolist() == ["no image and no description"]
     text_only = df[(df["pin_id"] == "text-only") & (df["source"] == "fused")]
     assert text_only["category"].iloc[0] == "Gardening"
+    # a spreadsheet never runs a cell of the CSV as a formula; Parquet keeps the value as given
+    assert ("'=HYPERLINK(1)" if suffix == ".csv" else "=HYPERLINK(1)") in set(df["pin_id"])
 
 
 class _PicksOnText:

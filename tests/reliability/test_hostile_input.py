@@ -351,7 +351,7 @@ def test_every_csv_download_is_guarded():
                 calls.append((f.name, ast.unparse(data)))
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "to_csv":
                 src = ast.unparse(node)
-                assert f.name in {"widgets.py", "hm.py", "openclipart.py"}, (f.name, src)
+                assert f.name in {"safecsv.py", "hm.py", "openclipart.py"}, (f.name, src)
     assert len(calls) >= 4
     for name, src in calls:
         assert src.startswith(("widgets.safe_csv(", "widgets.to_json_bytes(")), (name, src)
