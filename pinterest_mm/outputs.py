@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .config import FAMILIES, SPLITS
-from .store import Store
+from .store import Store, StoreError
 
 __all__ = ["FAMILIES", "SPLITS", "ModelInfo", "Outputs", "load_outputs"]
 
@@ -83,25 +83,31 @@ class Outputs:
         ]
 
 
-def load_outputs(store: Store, dataset: str) -> Outputs:
+def load_outputs(store: Store, dataset: str, attempts: int = 20) -> Outputs:
     """Read a dataset's labels and every built model's probabilities from the store.
 
     Args:
         store: The store.
         dataset: Dataset name.
+        attempts: Reads tried before giving up while the dataset keeps changing.
 
     Returns:
         The :class:`Outputs`, with a feature loader reading the cached feature arrays.
 
+    Raises:
+        StoreError: The dataset changed during every one of ``attempts`` reads.
+
     The read is one consistent snapshot: a build or import that commits while it runs (the
-    app reads while builds write) makes it read again, so it never mixes two versions.
+    app reads while builds write) makes it read again, and a read that never settles raises
+    instead of returning a mix of two versions.
     """
-    for _ in range(20):
+    for _ in range(attempts):
         before = store.version(dataset)
         out = _read_outputs(store, dataset)
         if store.version(dataset) == before:
             return out
-    return out
+    raise StoreError(f"Dataset {dataset!r} changed during each of {attempts} reads (a build or import "
+                     "is writing it): try again when it has finished.")
 
 
 def _read_outputs(store: Store, dataset: str) -> Outputs:
