@@ -296,3 +296,27 @@ def test_drill_down_helpers():
     assert lines == [[f"a: {o.classes[int(pa.argmax())]} ({pa.max():.2f})",
                       f"b: {o.classes[int(o.probs['b']['test'][4].argmax())]} ({o.probs['b']['test'][4].max():.2f})",
                       f"fused: {o.classes[1]} 0.60, {o.classes[2]} 0.30"]]
+
+
+def test_compare_methods_against_the_best_single_model():
+    """Check the comparison table's delta, McNemar p and top-k, agreement and calibration."""
+    from pinterest_mm import compare
+
+    o = synthetic_outputs(n=(300, 200, 200), C=5)
+    fitted = {m: fuse(o, m) for m in ("mm", "equal")}
+    cmp = compare.compare_methods(o, fitted, "test", n_boot=200)
+    best = compare.best_single(o)
+    assert cmp["best"] == best == min(o.models, key=lambda m: (-metrics.accuracy(o.probs[m]["val"], o.y["val"]), m))
+    y, pb = o.y["test"], o.probs[best]["test"]
+    row = next(r for r in cmp["table"] if r["method"] == "mm")
+    p = fitted["mm"].test_probs
+    assert row[f"Δ vs {best}"] == pytest.approx(metrics.accuracy(p, y) - metrics.accuracy(pb, y))
+    assert row["McNemar p"] == pytest.approx(metrics.mcnemar(p.argmax(1), pb.argmax(1), y).p_value)
+    assert row["CI low"] <= row[f"Δ vs {best}"] <= row["CI high"]
+    np.testing.assert_allclose(cmp["topk"]["mm"], metrics.topk_curve(p, y))
+    ag = compare.agreement_matrix(o, "test", [best, "we_a"])
+    assert ag["same"][0, 0] == 1.0 and ag["both_wrong"][0, 0] == pytest.approx(1 - metrics.accuracy(pb, y))
+    cals = compare.calibrations(o, "test", fitted)
+    assert set(cals) == {f"best single ({best})", "mm", "equal"}
+    ev = compare.evaluate(p, y, 5)
+    assert ev.confusion.sum() == len(y) and ev.accuracy == pytest.approx(fitted["mm"].test_accuracy)
