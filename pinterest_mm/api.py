@@ -5,7 +5,7 @@
     from pinterest_mm import Lab
 
     lab = Lab()                                  # the store in $PINTEREST_MM_HOME (or Lab("path"))
-    print(lab.datasets())                        # name, pins, classes, users, splits
+    print(lab.datasets())                        # name, n_pins, n_classes, n_users, split_counts
     ds = lab.dataset("demo")
     print(ds.models())                           # every built model and its scores
     res = ds.fuse("mm", l=2)                     # any registered method and config
@@ -59,7 +59,8 @@ class Lab:
         self._datasets: dict[str, Dataset] = {}
 
     def datasets(self) -> pd.DataFrame:
-        """One row per imported dataset: name, n_pins, n_classes, n_users, split_counts, created_at."""
+        """One row per imported dataset: name, created_at, n_pins, n_classes, n_users,
+        split_counts (split -> pins) and manifest (the imported file)."""
         return self.store.list_datasets()
 
     def dataset(self, name: str) -> "Dataset":
