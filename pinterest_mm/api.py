@@ -238,6 +238,8 @@ class Dataset:
         out = Path(out)
         if out.suffix.lower() not in (".csv", ".parquet"):
             raise ValueError(f"Write the predictions to a .csv or .parquet file, not {out.name}.")
+        if k < 1 or batch_size < 1:
+            raise ValueError(f"k and batch_size must be 1 or more (got k={k}, batch_size={batch_size}).")
         result = self.fuse(method, **config)
         fusion_weights(result)  # a learned method fails here, before any model is loaded
         rows = read_pin_table(manifest, images_root)

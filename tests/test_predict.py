@@ -142,6 +142,9 @@ def test_cli_predicts_one_pin(ds, env, capsys):
     (["predict", "tiny", "--text", "cake", "--method", "stacking"], "no per-model weights"),
     (["predict", "tiny", "--text", "cake", "--l", "2", "--method", "lambda"], "unknown config keys ['l']"),
     (["predict", "tiny", "--manifest", "pins.csv"], "needs --out"),
+    (["predict", "tiny", "--manifest", "pins.csv", "--out", "p.csv", "--batch-size", "0"], "batch_size must be 1 or more"),
+    (["predict", "tiny", "--manifest", "pins.csv", "--out", "p.txt"], "a .csv or .parquet file, not p.txt"),
+    (["predict", "tiny", "--manifest", "nope.csv", "--out", "p.csv"], "Manifest nope.csv does not exist"),
     (["predict", "tiny", "--image", "nothing.png"], "nothing.png cannot be used: image file missing"),
 ])
 def test_cli_predict_errors_are_one_paragraph(env, capsys, argv, message):
