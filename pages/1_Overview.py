@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pinterest_mm.data.importer import format_report
 from pinterest_mm.ui import charts, data, widgets
 from pinterest_mm.ui.text import md_text
 
@@ -40,13 +41,8 @@ with right:
 
 st.subheader("Import report")
 report = data.import_report(ds, ver)
-try:
-    from pinterest_mm.data.importer import format_report
-
-    with st.expander("As printed by `pinterest-mm import`"):
-        st.code(format_report(report), language=None)
-except Exception:  # pragma: no cover - format_report is optional here
-    pass
+with st.expander("As printed by `pinterest-mm import`"):
+    st.code(format_report(report), language=None)
 st.dataframe(report, hide_index=True, height=280)
 st.dataframe(data.drop_reasons(ds, ver), hide_index=True)
 

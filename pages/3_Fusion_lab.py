@@ -1,13 +1,15 @@
 """Fusion lab: choose models and a method; the l / lambda slider updates the view live.
 
 The (M, n, C) stack of a selection is prepared once (``data.fusion_stack``); a slider move
-reruns only the ``live`` fragment: new weights, one fused vector, its metrics and charts.
+reruns only the ``live`` fragment: new weights, one fusion pass (``FusionStack.view``: the
+fused array, accuracy, top-k and confusion counts together), and the charts.
 """
 
 import numpy as np
 import streamlit as st
 
-from pinterest_mm import metrics
+from pinterest_mm import compare, metrics
+from pinterest_mm.fusion import live
 from pinterest_mm.fusion.late import mm_weights
 from pinterest_mm.ui import charts, data, state, widgets
 from pinterest_mm.ui.text import md_text
@@ -99,9 +101,7 @@ def sync_cell(fused: np.ndarray) -> tuple[int, int]:
             st.session_state["w_cell_true"] = classes[sel[0]]
             st.session_state["w_cell_pred"] = classes[sel[1]]
     if st.session_state.get("w_cell_true") not in classes or st.session_state.get("w_cell_pred") not in classes:
-        pred = fused.argmax(1)
-        wrong = np.flatnonzero(pred != y)
-        a, b = (int(y[wrong[0]]), int(pred[wrong[0]])) if len(wrong) else (0, 0)
+        a, b = compare.first_error_cell(fused.argmax(1), y)
         st.session_state["w_cell_true"], st.session_state["w_cell_pred"] = classes[a], classes[b]
     return classes.index(st.session_state["w_cell_true"]), classes.index(st.session_state["w_cell_pred"])
 
@@ -120,20 +120,14 @@ def drill_down(fused: np.ndarray, models: list[str]) -> None:
         return
     rows = data.pins_by_split(ds, ver, split)
     shown = rows.loc[idx[:12]]
-    extra = {}
-    for i, pid in zip(idx[:12], shown["pin_id"]):
-        lines = []
-        for m in models:
-            pm = out.probs[m][split][i]
-            lines.append(f"{m}: {classes[int(pm.argmax())]} ({pm.max():.2f})")
-        top3 = np.argsort(-fused[i])[:3]
-        lines.append("fused: " + ", ".join(f"{classes[k]} {fused[i, k]:.2f}" for k in top3))
-        extra[pid] = lines
+    extra = dict(zip(shown["pin_id"], compare.vote_lines(out, models, split, idx[:12], fused)))
     widgets.pin_cards(shown, ncols=4, extra=extra, max_pins=12)
 
 
-def show(fused: np.ndarray, ev_acc: float, topk: np.ndarray, weights: dict | None, label: str) -> None:
-    """Accuracy, top-k vs the best single model, weights, confusion + drill-down."""
+def show(view: live.LiveView, weights: dict | None, label: str) -> None:
+    """Accuracy, top-k vs the best single model, weights, confusion + drill-down of one
+    fused view (its fused probabilities, accuracy, top-k and confusion counts)."""
+    fused, ev_acc, topk = view.fused, view.accuracy, view.topk
     m = st.columns(4)
     m[0].metric(f"Fusion accuracy ({split})", f"{ev_acc:.3f}", f"{ev_acc - best_acc:+.3f} vs best single")
     m[1].metric(f"Best single: {md_text(best)}", f"{best_acc:.3f}")
@@ -154,8 +148,7 @@ def show(fused: np.ndarray, ev_acc: float, topk: np.ndarray, weights: dict | Non
                     format_func=lambda s: {"true": "true class (rows)", "pred": "predicted class (columns)",
                                            "all": "all pins", "none": "counts"}[s])
     state.put("norm", norm)
-    pred = fused.argmax(1)
-    cm = metrics.confusion(y, pred, C, None if norm == "none" else norm)
+    cm = metrics.normalize_confusion(view.confusion, None if norm == "none" else norm)
     sel = sync_cell(fused)
     fig = charts.confusion_figure(cm, classes, norm, f"Confusion matrix of the fusion ({split})", sel)
     st.plotly_chart(fig, key="cm", on_select="rerun", selection_mode="points")
@@ -184,13 +177,12 @@ def live_view(models: list[str], res, knob: str, value: float, chosen: float, w:
     (M, n, C) stack."""
     state.sync_url(state.current(ds), state.get("norm"))
     widgets.setting_caption(state.current(ds))
-    stack = data.fusion_stack(ds, ver, tuple(models), split)
-    ev = stack.evaluate(w)
+    view = data.fusion_stack(ds, ver, tuple(models), split).view(w)  # fused once per move
     grid = res.grid
     st.plotly_chart(charts.grid_figure([g["setting"][knob] for g in grid], [g["val_accuracy"] for g in grid],
                                        [g["test_accuracy"] for g in grid], chosen, value, knob, grid_title),
                     key="grid")
-    show(stack.fuse(w), ev.accuracy, ev.topk, dict(zip(models, w)), label)
+    show(view, dict(zip(models, w)), label)
 
 
 @st.fragment
@@ -237,7 +229,7 @@ def static_view(models: list[str]) -> None:
     st.caption("★ settings chosen on validation: " + (", ".join(
         md_text(f"{k} = {v}") for k, v in res.chosen.items() if not isinstance(v, (dict, list))) or "—"))
     fused = res.val_probs if split == "val" else res.test_probs
-    show(fused, metrics.accuracy(fused, y), metrics.topk_curve(fused, y), res.weights, method)
+    show(live.evaluate(fused, y, C), res.weights, method)
 
 
 if method == "mm":

@@ -71,19 +71,13 @@ a2.plotly_chart(charts.heatmap(ag["same"], singles, singles, "Share of pins pred
                                zmax=1.0), key="same")
 
 st.subheader("The thesis's tables and claims on this dataset")
-try:
-    from pinterest_mm import thesis
-except ImportError:
-    thesis = None
 report = None
-if thesis is None or not hasattr(thesis, "thesis_report"):
-    st.info("The thesis report (pinterest_mm.thesis) is not available in this checkout.")
-elif not st.session_state.get("compare_thesis"):
+if not st.session_state.get("compare_thesis"):
     st.caption("Reproduces Tables 4.2-4.10 (every lambda pair, feature cross, MM) and checks the "
                "thesis's four claims on this dataset.")
     if st.button("Reproduce the thesis tables"):
         st.session_state["compare_thesis"] = True
-if thesis is not None and st.session_state.get("compare_thesis"):
+if st.session_state.get("compare_thesis"):
     try:
         with st.spinner("Reproducing the thesis tables (feature cross included) ..."):
             report = results.thesis_report(ds, ver, chosen_methods, "top2")

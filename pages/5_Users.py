@@ -5,6 +5,7 @@ import streamlit as st
 
 from pinterest_mm.ui import charts, data, results, widgets
 from pinterest_mm.ui.text import md_text
+from pinterest_mm.users import user_pin_predictions
 
 pg = widgets.page("Users")
 ds, ver, s = pg.dataset, pg.ver, pg.setting
@@ -57,14 +58,9 @@ shown = np.flatnonzero((rep.true[u] > 0) | (rep.pred[u] >= 0.02))
 st.plotly_chart(charts.profile_bars([out.classes[i] for i in shown], rep.true[u][shown], rep.pred[u][shown],
                                     f"User {user}: true vs predicted interests"), key="profile")
 
-saves = out.saves
-mine = saves[(saves["user_id"].astype(str) == user) & saves["split"].isin(splits)]
 r = data.fused(ds, ver, s.method, cfg)
-extra = {}
-for _, row in mine.iterrows():
-    p = (r.val_probs if row["split"] == "val" else r.test_probs)[int(row["split_row"])]
-    j = int(p.argmax())
-    extra[row["pin_id"]] = [f"predicted: {out.classes[j]} ({p[j]:.2f})"]
+mine = user_pin_predictions(out, {"val": r.val_probs, "test": r.test_probs}, user, splits)
+extra = {pid: [f"predicted: {c} ({p:.2f})"] for pid, c, p in zip(mine["pin_id"], mine["category"], mine["probability"])}
 pins = data.pins(ds, ver)
 st.markdown(f"**{md_text(user, 80)}'s pins in {', '.join(splits)}** ({len(mine)})")
 widgets.pin_cards(pins[pins["pin_id"].isin(mine["pin_id"])], extra=extra, max_pins=16)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pinterest_mm.predict import MAX_TEXT_CHARS, clip_text, fusion_weights, predict_pin, top_k
 from pinterest_mm.ui import charts, data, predict, results, widgets
 from pinterest_mm.ui.text import md_text
 
@@ -29,7 +30,7 @@ if not weights:
     label = f"MM over the thesis selection, l = {res.chosen.get('l', 1):g} chosen on validation " \
             f"(the method {s.method} has no per-model weights to apply to one pin)"
 st.caption(f"Dataset **{md_text(ds)}** · fused prediction with {md_text(label, 1000)}")
-combine = "log_linear" if res.method == "log_linear" else "sum"
+weights, combine = fusion_weights(res)
 modalities = {m: out.models[m].modality for m in out.models}
 
 # ----------------------------------------------------------------------------- inputs
@@ -40,7 +41,7 @@ with st.expander("Try an example pin from the dataset", expanded=False):
                       format_func=lambda p: f"{p} — {test_pins.set_index('pin_id').loc[p, 'category']}")
     if st.button("Use this example"):
         row = test_pins.set_index("pin_id").loc[ex]
-        st.session_state["pred_text"] = str(row["description"])[: predict.MAX_TEXT_CHARS]
+        st.session_state["pred_text"] = str(row["description"])[:MAX_TEXT_CHARS]
         st.session_state["pred_example_image"] = str(row["image"])
         st.session_state["pred_example_label"] = str(row["category"])
 
@@ -70,7 +71,7 @@ if upload.message:
     st.error(md_text(upload.message, 600))
 for note in upload.notes:
     st.info(md_text(note, 600))
-text, note = predict.clip_text(text)
+text, note = clip_text(text)
 if note:
     st.info(md_text(note, 600))
 
@@ -91,20 +92,20 @@ with left:
 t0 = time.perf_counter()
 with st.spinner("Loading the models and predicting ..."):
     preds = data.load_predictors(ds, ver, list(weights))
-    pin = predict.predict_pin(preds, modalities, weights, upload.image, text, combine)
+    pin = predict_pin(preds, modalities, weights, upload.image, text, combine)
 elapsed = time.perf_counter() - t0
 
 with right:
     if pin.fused is None:
         st.warning("No model of the fusion could vote on this input (see why below).")
     else:
-        top = predict.top_k(pin.fused, classes, 5)
+        top = top_k(pin.fused, classes, 5)
         st.success(f"Fused prediction: **{md_text(top[0][0])}** ({top[0][1]:.2f})")
         st.plotly_chart(charts.share_bar({"image": pin.image_share, "text": 1 - pin.image_share},
                                          "How much the fusion leaned on image vs text"), key="share")
-votes = {m: predict.top_k(p, classes, 3) for m, p in pin.probs.items()}
+votes = {m: top_k(p, classes, 3) for m, p in pin.probs.items()}
 if pin.fused is not None:
-    votes = {"fused": predict.top_k(pin.fused, classes, 5), **votes}
+    votes = {"fused": top_k(pin.fused, classes, 5), **votes}
 if votes:
     st.plotly_chart(charts.votes_figure(votes, "Each model's top-3 vote and the fused top-5",
                                         {m: out.models[m].family for m in out.models}), key="votes")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .outputs import ModelInfo, Outputs
+from .outputs import SPLITS, ModelInfo, Outputs
 
 
 # ----------------------------------------------------------------------------- synthetic data
@@ -72,7 +72,7 @@ def synthetic_outputs(
         dataset: Dataset name.
     """
     rng = np.random.default_rng(seed)
-    splits = ("train", "val", "test")
+    splits = SPLITS
     y = {s: rng.integers(0, C, k).astype(np.int64) for s, k in zip(splits, n)}
     probs, infos, feats = {}, {}, {}
     for m in models:
@@ -139,7 +139,7 @@ def run_benchmarks(sizes: tuple[int, ...] = (29_000, 1_000_000), n_models: int =
     """Time fusing ``n_fused`` of ``n_models`` cached models + accuracy + top-1..10 + confusion.
 
     For each size the 11 models' (n, C) arrays are generated, 6 are selected and prepared
-    once as a :class:`~pinterest_mm.fusion.late.FusionStack` (as the app does when the
+    once as a :class:`~pinterest_mm.fusion.live.FusionStack` (as the app does when the
     selection changes); each timed call is one slider move: new MM weights, fuse, evaluate.
     "One read" is ``np.add.reduce`` over the 6 models' arrays (each value read once, a
     small output written), timed in the same run.
@@ -147,7 +147,8 @@ def run_benchmarks(sizes: tuple[int, ...] = (29_000, 1_000_000), n_models: int =
     Returns:
         ``{"benchmarks": [...], "read_ratio_1m": float | None, "cpu_count": int}``.
     """
-    from .fusion.late import FusionStack, mm_weights
+    from .fusion.late import mm_weights
+    from .fusion.live import FusionStack
 
     rng = np.random.default_rng(seed)
     out, ratio = [], None

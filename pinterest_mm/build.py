@@ -28,7 +28,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .models.base import BuildContext, fingerprint_of, pick_device
+from .config import SPLITS
+from .models.base import BuildContext, Classifier, FeatureModel, check_contract, fingerprint_of, pick_device
 from .models.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .models.checkpoints import save_estimator
 from .models.classify import LogRegConfig, fit_logreg_cv
@@ -36,7 +37,6 @@ from .models.registry import ModelSpec, WeightsUnavailable, default_models, get_
 from .store import DatasetChanged, DatasetNotFound, Store
 
 BUILD_VERSION = 1  # bump when a change of this code changes outputs
-SPLITS = ("train", "val", "test")
 
 
 class BuildFailed(RuntimeError):
@@ -89,7 +89,7 @@ def split_index(store: Store, dataset: str):
     return pins, rows, labels
 
 
-def model_fingerprints(spec: ModelSpec, model, dataset_fp: str, logreg: LogRegConfig) -> tuple[str, str]:
+def model_fingerprints(spec: ModelSpec, model: FeatureModel | Classifier, dataset_fp: str, logreg: LogRegConfig) -> tuple[str, str]:
     """Return (feature fingerprint, model fingerprint)."""
     config = model.config()
     weights = local_weights(spec.name, getattr(model, "options", None))
@@ -114,7 +114,7 @@ def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
 def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, version: str, pins, rows,
                labels, n_classes: int, device: str, progress: bool, options: dict,
                logreg: LogRegConfig, force: bool, seed: int) -> dict:
-    model = spec.create(**options)
+    model = check_contract(spec.create(**options), spec.kind, spec.name)
     model.device = device
     feat_fp, fp = model_fingerprints(spec, model, info["fingerprint"], logreg)
     if not force and store.model_fingerprint(dataset, spec.name) == fp:
@@ -259,8 +259,8 @@ def _build_all(store: Store, dataset: str, specs: list[ModelSpec], *, version: s
 
 def format_build_summary(results: list[dict]) -> str:
     """Return a short text table of :func:`build` results."""
-    lines = [f"{'model':<28} {'status':<12} {'seconds':>8}  val_acc"]
-    for r in results:
-        acc = f"{r['val_accuracy']:.4f}" if "val_accuracy" in r else ""
-        lines.append(f"{r['model']:<28} {r['status']:<12} {r['seconds']:>8.1f}  {acc}")
-    return "\n".join(lines)
+    from .textable import text_table
+
+    return text_table(["model", "status", "seconds", "val_acc"],
+                      [[r["model"], r["status"], r["seconds"], r.get("val_accuracy")] for r in results],
+                      digits=[0, 0, 1, 4], rule=False)

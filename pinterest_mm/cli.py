@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DEMO_DIR, DEMO_NAME, CleaningConfig, ImportConfig, SplitConfig
+from .config import DEMO_DIR, DEMO_NAME, SPLITS, CleaningConfig, ImportConfig, SplitConfig
 
 PARTIAL_BUILD = 3  # exit status of a build that saved some models while others failed
 
@@ -68,11 +68,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         ]
         print(json.dumps({"datasets": rows}, indent=2))
         return 0
-    print(f"{'name':<20} {'pins':>7} {'classes':>7} {'users':>7} {'train':>7} {'val':>6} {'test':>6}")
-    for r in df.to_dict("records"):
-        s = r["split_counts"]
-        print(f"{r['name']:<20} {r['n_pins']:>7,} {r['n_classes']:>7} {r['n_users']:>7,} "
-              f"{s.get('train', 0):>7,} {s.get('val', 0):>6,} {s.get('test', 0):>6,}")
+    if df.empty:
+        print("No datasets yet. Import one: pinterest-mm import MANIFEST --name NAME")
+        return 0
+    from .textable import text_table
+
+    print(text_table(["name", "pins", "classes", "users", "train", "val", "test"], [
+        [r["name"], int(r["n_pins"]), int(r["n_classes"]), int(r["n_users"]),
+         *(int(r["split_counts"].get(s, 0)) for s in SPLITS)] for r in df.to_dict("records")]))
     return 0
 
 
@@ -191,20 +194,84 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         text = format_model_report(report)
     if args.json:
-        print(json.dumps(report, indent=2, default=_json_default))
+        print(_dumps(report))
     else:
         print(text)
     return 0
 
 
-def _json_default(obj):
-    import numpy as np
+def _fusion_config(args: argparse.Namespace) -> dict:
+    """The fusion config given on the command line (only the options set)."""
+    cfg: dict = {}
+    if args.models:
+        cfg["models"] = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    for key in ("l", "lam", "image_model", "text_model"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    return cfg
 
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .api import Lab
+    from .textable import text_table
+
+    if args.manifest is not None:
+        if args.image is not None or args.text is not None:
+            raise ValueError("Give either --manifest (many pins) or --image/--text (one pin), not both.")
+        if args.out is None:
+            raise ValueError("--manifest needs --out FILE (.csv or .parquet) for the predictions.")
+    elif args.image is None and not args.text:
+        raise ValueError("Give a pin: --image PATH and/or --text TEXT, or --manifest FILE --out FILE.")
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be 1 or more, not {args.top_k}.")
+    ds = Lab().dataset(args.name)
+    cfg = _fusion_config(args)
+    if args.manifest is not None:
+        summary = ds.predict_file(args.manifest, args.out, args.method, images_root=args.images_root,
+                                  k=args.top_k, batch_size=args.batch_size, progress=not args.quiet, **cfg)
+        if args.json:
+            print(_dumps(summary))
+        else:
+            print(f"Predicted {summary['pins']:,} pins ({summary['with_image']:,} with an image, "
+                  f"{summary['with_text']:,} with a description) with {args.method}; "
+                  f"{summary['unpredicted']:,} got no fused prediction, {summary['notes']:,} had an "
+                  f"input problem (see the note column). Wrote {summary['out']}.")
+        return 0
+    pin = ds.predict(image=args.image, text=args.text, method=args.method, **cfg)
+    res = ds.fuse(args.method, **cfg)
+    votes = {"fused": pin.fused, **pin.probs}
+    if args.json:
+        print(_dumps({
+            "dataset": ds.name, "method": args.method, "chosen": res.chosen, "weights": pin.weights,
+            "image_share": pin.image_share,
+            "top_k": {m: [{"category": c, "probability": p} for c, p in ds.top_k(v, args.top_k)]
+                      for m, v in votes.items() if v is not None},
+            "probabilities": {m: dict(zip(ds.classes, v.tolist())) for m, v in votes.items() if v is not None},
+            "skipped": pin.skipped,
+        }))
+        return 0
+    rows = [[m, r, c, p, pin.weights.get(m) if r == 1 else None]
+            for m, v in votes.items() if v is not None for r, (c, p) in enumerate(ds.top_k(v, args.top_k), 1)]
+    print(f"Dataset {ds.name}, fusion {args.method} ({_setting(res.chosen)})")
+    print(text_table(["source", "rank", "category", "probability", "weight"], rows))
+    if pin.fused is None:
+        print("No model of the fusion could vote on this pin.")
+    for m, why in pin.skipped.items():
+        print(f"{m}: no vote, {why}")
+    return 0 if pin.fused is not None else 2
+
+
+def _setting(chosen: dict) -> str:
+    from .compare import short_setting
+
+    return short_setting(chosen) or "defaults"
+
+
+def _dumps(obj) -> str:
+    """Indented JSON; numpy values as numbers and lists, anything else as text."""
+    from .jsonable import to_json_lenient
+
+    return json.dumps(obj, indent=2, default=to_json_lenient)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -212,10 +279,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     result = bench.run_benchmarks()
     if args.json:
-        print(json.dumps(result, indent=2, default=_json_default))
+        print(_dumps(result))
     else:
-        for b in result["benchmarks"]:
-            print(f"{b['name']:<40} n={b.get('n_pins', ''):>9} median {b['median_ms']:.2f} ms")
+        from .textable import text_table
+
+        print(text_table(["benchmark", "pins", "median ms"],
+                         [[b["name"], b.get("n_pins"), b["median_ms"]] for b in result["benchmarks"]], digits=2))
         for key, value in result.items():
             if key != "benchmarks":
                 print(f"{key}: {value}")
@@ -325,6 +394,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--thesis", action="store_true", help="add fusions and the thesis's claims")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("predict", help="predict new pins: each model's and the fused top-k")
+    p.add_argument("name", help="the dataset whose built models predict")
+    p.add_argument("--image", type=Path, default=None, help="the pin's image file")
+    p.add_argument("--text", default=None, help="the pin's description")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="a CSV/Parquet table of pins (image and/or description columns, pin_id optional)")
+    p.add_argument("--out", type=Path, default=None, help="with --manifest: the .csv or .parquet to write")
+    p.add_argument("--images-root", type=Path, default=None,
+                   help="with --manifest: folder image paths are relative to (default: the table's folder)")
+    p.add_argument("--method", default="mm",
+                   help="fusion with per-model weights: mm (default), lambda, equal, optimized, log_linear, best_single")
+    p.add_argument("--l", type=float, default=None, help="MM / log-linear l (default: chosen on validation)")
+    p.add_argument("--lam", type=float, default=None, help="lambda of lambda fusion (default: chosen on validation)")
+    p.add_argument("--models", default=None, help="comma-separated models to fuse (default: the thesis selection)")
+    p.add_argument("--image-model", default=None, help="lambda fusion's image model")
+    p.add_argument("--text-model", default=None, help="lambda fusion's text model")
+    p.add_argument("--top-k", type=int, default=3, help="classes shown per model (default 3)")
+    p.add_argument("--batch-size", type=int, default=32, help="with --manifest: pins predicted together")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench", help="fusion + metrics speed benchmark")
     p.add_argument("--json", action="store_true")

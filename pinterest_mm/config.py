@@ -15,6 +15,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
 DEMO_NAME = "demo"
 
+# The names every layer shares.
+SPLITS = ("train", "val", "test")  # train: out-of-fold probabilities; val: settings; test: scores
+FAMILIES = ("image", "word_embedding", "transformer", "other")  # model families, thesis order
+KMAX = 10  # top-k curves run k = 1..KMAX (thesis Figures 4.1-4.4)
+
 
 def home(create: bool = True) -> Path:
     """Return the store folder: ``$PINTEREST_MM_HOME``, default ``artifacts/`` of the repo.

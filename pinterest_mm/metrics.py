@@ -9,12 +9,13 @@ Top-k ties follow :func:`sklearn.metrics.top_k_accuracy_score`: among classes wi
 probability the one with the *higher* index ranks first. Top-1 prediction (``argmax``) keeps
 numpy's rule (lowest index); the two only differ on exact ties.
 
-The live-slider path is :func:`evaluate_fast` / :func:`pinterest_mm.fusion.late.FusionStack`.
+These are the reference implementations; the live slider path
+(:mod:`pinterest_mm.fusion.live`) computes the same accuracy, top-k and confusion counts in
+one blockwise pass and is tested against them.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,13 @@ from scipy import stats
 from sklearn.metrics import log_loss as _sk_log_loss
 from sklearn.metrics import precision_recall_fscore_support
 
-KMAX = 10
+from .config import KMAX
+
+__all__ = [
+    "KMAX", "Agreement", "BootstrapCI", "Calibration", "McNemar", "PerClass", "accuracy", "agreement",
+    "calibration", "cell_pins", "confusion", "log_loss", "mcnemar", "mcnemar_from_counts",
+    "normalize_confusion", "paired_bootstrap", "per_class", "topk_curve", "true_class_rank",
+]
 
 
 # ----------------------------------------------------------------------------- basics
@@ -101,16 +108,21 @@ def confusion(
     Returns:
         Matrix, shape (C, C): int64 counts or float64 shares.
     """
-    if normalize not in (None, "true", "pred", "all"):
-        raise ValueError(f"normalize must be None, 'true', 'pred' or 'all', not {normalize!r}")
     y = np.asarray(y, dtype=np.int64)
     pred = np.asarray(pred, dtype=np.int64)
     cm = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(
         n_classes, n_classes
     )
+    return normalize_confusion(cm, normalize)
+
+
+def normalize_confusion(counts: np.ndarray, normalize: str | None) -> np.ndarray:
+    """Normalize confusion counts (C, C) as :func:`confusion` does (None returns the counts)."""
+    if normalize not in (None, "true", "pred", "all"):
+        raise ValueError(f"normalize must be None, 'true', 'pred' or 'all', not {normalize!r}")
     if normalize is None:
-        return cm
-    cm = cm.astype(np.float64)
+        return counts
+    cm = np.asarray(counts).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         if normalize == "true":
             cm = cm / cm.sum(1, keepdims=True)
@@ -336,113 +348,3 @@ def cell_pins(probs: np.ndarray, y: np.ndarray, true_class: int, pred_class: int
     idx = np.flatnonzero((np.asarray(y) == true_class) & (probs.argmax(1) == pred_class))
     order = np.argsort(-probs[idx, pred_class], kind="stable")
     return idx[order]
-
-
-def entropy(probs: np.ndarray) -> np.ndarray:
-    """Shannon entropy (nats) per row, shape (n,): a hardness score."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
-    return -(p * np.log(p)).sum(1)
-
-
-# ----------------------------------------------------------------------------- fast path
-@dataclass
-class FastEval:
-    """What the live view needs after each slider move.
-
-    Attributes:
-        accuracy: Top-1 accuracy (argmax).
-        topk: Top-k accuracy for k = 1..kmax, shape (kmax,).
-        confusion: Counts, shape (C, C), rows = true.
-    """
-
-    accuracy: float
-    topk: np.ndarray
-    confusion: np.ndarray
-
-
-def _eval_block(pT: np.ndarray, y: np.ndarray, kmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rank histogram and flat confusion counts of one transposed block.
-
-    Reductions run over the class axis 0 of a (C, rows) block, so each step is a
-    vectorized elementwise pass over ``rows`` values (a reduction over a 29-wide last axis
-    is several times slower in numpy).
-
-    Args:
-        pT: Probabilities, shape (C, rows), C < 256.
-        y: True labels, shape (rows,), int64.
-        kmax: Largest k.
-
-    Returns:
-        (hist of min(rank, kmax), shape (kmax+1,); confusion counts, shape (C*C,)).
-    """
-    C, rows = pT.shape
-    mx = pT.max(0)
-    # argmax with numpy's first-index rule: largest descending code among the maxima.
-    eq_max = (pT == mx).view(np.uint8)
-    pred = (C - 1) - np.maximum.reduce(eq_max * _desc_codes(C), axis=0).astype(np.int64)
-    pt = pT[y, np.arange(rows)]
-    rank = np.add.reduce(pT > pt, axis=0, dtype=np.uint8)
-    n_eq = np.add.reduce(pT == pt, axis=0, dtype=np.uint8)
-    tied = np.flatnonzero(n_eq > 1)
-    if tied.size:  # scikit-learn's rule: a tied class with a higher index ranks first
-        sub = pT[:, tied]
-        higher = np.arange(C)[:, None] > y[tied][None, :]
-        rank[tied] += ((sub == pt[tied]) & higher).sum(0, dtype=np.uint8)
-    hist = np.bincount(np.minimum(rank, kmax), minlength=kmax + 1)
-    cm = np.bincount(y * C + pred, minlength=C * C)
-    return hist, cm
-
-
-_CODES: dict[int, np.ndarray] = {}
-
-
-def _desc_codes(C: int) -> np.ndarray:
-    if C not in _CODES:
-        _CODES[C] = np.arange(C - 1, -1, -1, dtype=np.uint8)[:, None]
-    return _CODES[C]
-
-
-def evaluate_fast(
-    fused_probs: np.ndarray,
-    y: np.ndarray,
-    C: int,
-    kmax: int = KMAX,
-    chunk: int = 8192,
-    pool: ThreadPoolExecutor | None = None,
-) -> FastEval:
-    """Accuracy, top-k for k = 1..kmax and confusion counts in one pass over row chunks.
-
-    Args:
-        fused_probs: Probabilities, shape (n, C), float32 preferred.
-        y: True labels, shape (n,), int64 preferred.
-        C: Number of classes.
-        kmax: Largest k of the top-k curve.
-        chunk: Rows per chunk (keeps the working set in cache).
-        pool: Optional thread pool to spread chunks over cores.
-
-    Returns:
-        :class:`FastEval`. Accuracy counts the diagonal of the confusion matrix.
-    """
-    y = np.asarray(y, dtype=np.int64)
-    n = len(y)
-    starts = range(0, n, chunk)
-    if C > 255:
-        raise ValueError("evaluate_fast supports at most 255 classes")
-
-    def work(s: int):
-        block = np.ascontiguousarray(fused_probs[s : s + chunk].T)
-        return _eval_block(block, y[s : s + chunk], kmax)
-
-    parts = list(pool.map(work, starts)) if pool is not None else [work(s) for s in starts]
-    return _reduce(parts, n, C, kmax)
-
-
-def _reduce(parts: list, n: int, C: int, kmax: int) -> FastEval:
-    hist = np.zeros(kmax + 1, dtype=np.int64)
-    cm = np.zeros(C * C, dtype=np.int64)
-    for h, c in parts:
-        hist += h
-        cm += c
-    cm = cm.reshape(C, C)
-    denom = max(n, 1)
-    return FastEval(float(np.trace(cm) / denom), np.cumsum(hist[:kmax]) / denom, cm)

@@ -12,10 +12,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .store import Store
+from .config import FAMILIES, SPLITS
+from .store import Store, StoreError
 
-SPLITS = ("train", "val", "test")
-FAMILIES = ("image", "word_embedding", "transformer", "other")
+__all__ = ["FAMILIES", "SPLITS", "ModelInfo", "Outputs", "load_outputs"]
 
 
 @dataclass(frozen=True)
@@ -116,25 +116,31 @@ def probs_mismatch(dataset: str, model: str, probs: dict[str, np.ndarray],
     return None
 
 
-def load_outputs(store: Store, dataset: str) -> Outputs:
+def load_outputs(store: Store, dataset: str, attempts: int = 20) -> Outputs:
     """Read a dataset's labels and every built model's probabilities from the store.
 
     Args:
         store: The store.
         dataset: Dataset name.
+        attempts: Reads tried before giving up while the dataset keeps changing.
 
     Returns:
         The :class:`Outputs`, with a feature loader reading the cached feature arrays.
 
+    Raises:
+        StoreError: The dataset changed during every one of ``attempts`` reads.
+
     The read is one consistent snapshot: a build or import that commits while it runs (the
-    app reads while builds write) makes it read again, so it never mixes two versions.
+    app reads while builds write) makes it read again, and a read that never settles raises
+    instead of returning a mix of two versions.
     """
-    for _ in range(20):
+    for _ in range(attempts):
         before = store.version(dataset)
         out = _read_outputs(store, dataset)
         if store.version(dataset) == before:
             return out
-    return out
+    raise StoreError(f"Dataset {dataset!r} changed during each of {attempts} reads (a build or import "
+                     "is writing it): try again when it has finished.")
 
 
 def _read_outputs(store: Store, dataset: str) -> Outputs:

@@ -8,30 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import metrics
 from .outputs import SPLITS, probs_mismatch
 from .store import Store
-
-MAX_K = 10
-
-
-def topk_accuracies(probs: np.ndarray, y: np.ndarray, max_k: int = MAX_K) -> list[float]:
-    """Return top-1..top-k accuracy (k up to ``min(max_k, C)``) over all C labels.
-
-    Equal to ``sklearn.metrics.top_k_accuracy_score(y, probs, k=k, labels=range(C))``,
-    ties included (sklearn's stable ranking puts the higher label index first among equal
-    scores), computed for every k from one vectorized rank.
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(y, dtype=int)
-    if probs.ndim != 2 or len(y) == 0:
-        return []
-    C = probs.shape[1]
-    true = probs[np.arange(len(y)), y]
-    higher = probs > true[:, None]
-    tied_before = (probs == true[:, None]) & (np.arange(C)[None, :] > y[:, None])
-    rank = (higher | tied_before).sum(axis=1)  # labels ranked above the true one
-    return [float((rank < k).mean()) for k in range(1, min(max_k, C) + 1)]
-
+from .textable import text_table
 
 def _num(value) -> float | None:
     if value is None:
@@ -71,7 +51,8 @@ def model_report(store: Store, dataset: str) -> dict:
             "cv_score": _num(rec["cv_score"]),
             "val_accuracy": float(rec["val_accuracy"]),
             "test_accuracy": float(rec["test_accuracy"]),
-            "test_topk": topk_accuracies(probs, y_test) if probs is not None else [],
+            "test_topk": [] if probs is None else
+            metrics.topk_curve(probs, y_test, min(metrics.KMAX, len(classes))).tolist(),
             "seconds": float(rec["seconds"]),
         })
     models.sort(key=lambda m: (-m["val_accuracy"], m["name"]))
@@ -85,19 +66,12 @@ def format_model_report(report: dict) -> str:
     notes = [f"Skipped: {s['reason']}" for s in report.get("skipped", [])]
     if not report["models"]:
         return "\n".join([lines[0] + "\n(no models built yet: run `pinterest-mm build NAME`)", *notes])
-    head = f"{'model':<26} {'family':<15} {'mod':<5} {'C':>7} {'cv':>6} {'val':>6} {'test':>6} {'top-2':>6} {'top-3':>6} {'top-5':>6} {'sec':>7}"
-    lines += [head, "-" * len(head)]
 
-    def fmt(v) -> str:
-        return "-" if v is None else f"{v:.4f}"[1:] if 0 <= v < 1 else f"{v:.3f}"
+    def k(m: dict, i: int) -> float | None:
+        return m["test_topk"][i - 1] if len(m["test_topk"]) >= i else None
 
-    for m in report["models"]:
-        topk = m["test_topk"]
-        k = lambda i: topk[i - 1] if len(topk) >= i else None  # noqa: E731
-        C = m["params"].get("C")
-        lines.append(
-            f"{m['name']:<26} {m['family']:<15} {m['modality']:<5} {('-' if C is None else f'{C:g}'):>7} "
-            f"{fmt(m['cv_score']):>6} {fmt(m['val_accuracy']):>6} {fmt(m['test_accuracy']):>6} "
-            f"{fmt(k(2)):>6} {fmt(k(3)):>6} {fmt(k(5)):>6} {m['seconds']:>7.1f}"
-        )
+    rows = [[m["name"], m["family"], m["modality"], m["params"].get("C"), m["cv_score"], m["val_accuracy"],
+             m["test_accuracy"], k(m, 2), k(m, 3), k(m, 5), m["seconds"]] for m in report["models"]]
+    lines.append(text_table(["model", "family", "mod", "C", "cv", "val", "test", "top-2", "top-3", "top-5", "sec"],
+                            rows, digits=[0, 0, 0, None, 4, 4, 4, 4, 4, 4, 1]))
     return "\n".join(lines + notes)

@@ -370,20 +370,6 @@ class Store:
         """
         return dataset_lock(self.root, validate_name(name), job)
 
-    def delete_dataset(self, name: str) -> None:
-        """Remove a dataset with everything built on it.
-
-        Raises:
-            DatasetBusy: A build of that dataset is running (nothing is removed).
-        """
-        with self.lock_dataset(name, "a delete"):
-            with self.transaction() as con:
-                for table in _DATASET_TABLES:
-                    con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
-                con.execute("DELETE FROM datasets WHERE name = ?", [name])
-            shutil.rmtree(self.root / "features" / name, ignore_errors=True)
-            shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
-
     def list_datasets(self) -> pd.DataFrame:
         """Return one row per dataset: name, created_at, n_pins, n_classes, n_users, splits."""
         with self.connect() as con:
@@ -566,12 +552,6 @@ class Store:
                     con.execute("INSERT INTO probs SELECT * FROM _probs")
                 finally:
                     con.unregister("_probs")
-
-    def delete_model(self, dataset: str, model: str) -> None:
-        """Remove a model's results (its feature file stays)."""
-        with self.transaction() as con:
-            con.execute("DELETE FROM models WHERE dataset = ? AND model = ?", [dataset, model])
-            con.execute("DELETE FROM probs WHERE dataset = ? AND model = ?", [dataset, model])
 
     def models(self, dataset: str) -> pd.DataFrame:
         """Return one row per built model (params decoded to dicts)."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 
 from . import metrics
 from .fusion import fuse, lambda_table, list_methods, usable_models
-from .outputs import Outputs
+from .outputs import FAMILIES, Outputs
+from .textable import text_table
 
 CLAIMS = (
     "fusion beats the best single model",
@@ -82,7 +82,7 @@ def thesis_report(
     """
     outputs = _cached_features(outputs)
     kw = {"store": store, "version": version}
-    singles = {f: _single_rows(outputs, f) for f in ("image", "word_embedding", "transformer", "other")}
+    singles = {f: _single_rows(outputs, f) for f in FAMILIES}
     lam_we = lambda_table(outputs, "word_embedding")
     lam_tr = lambda_table(outputs, "transformer")
 
@@ -201,10 +201,7 @@ def _claims(rep: dict) -> list[dict]:
 
 # ----------------------------------------------------------------------------- text
 def _table(headers: list[str], rows: list[list]) -> str:
-    cells = [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    return text_table(headers, rows, digits=4)
 
 
 def format_thesis_report(report: dict) -> str:
@@ -247,7 +244,3 @@ def format_thesis_report(report: dict) -> str:
         parts.append(f"  [{mark}] {c['claim']}: {c['evidence']}")
     return "\n".join(parts)
 
-
-def topk_table(report: dict) -> dict[str, np.ndarray]:
-    """Figure 4.4 curves as arrays (method -> top-k for k = 1..10)."""
-    return {k: np.asarray(v) for k, v in report["figures"]["4.4_methods"].items()}

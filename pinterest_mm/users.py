@@ -217,3 +217,26 @@ def user_report(
         "micro_f1": float(micro),
     }
     return UserReport(users, true, pred, table, summary)
+
+
+def user_pin_predictions(outputs: Outputs, probs: dict[str, np.ndarray], user: str,
+                         splits: tuple[str, ...] = ("test",)) -> pd.DataFrame:
+    """One user's saved pins in ``splits`` with the fusion's top-1 prediction for each.
+
+    Args:
+        outputs: The probability cache (its ``saves``).
+        probs: Split to fused probabilities (n_split, C) (e.g. a fusion's val/test probs).
+        user: The user id (compared as text).
+        splits: Held-out splits to list.
+
+    Returns:
+        Columns pin_id, split, category (predicted) and probability, in save order.
+    """
+    saves = outputs.saves if outputs.saves is not None else pd.DataFrame(columns=["user_id", "split"])
+    mine = saves[(saves["user_id"].astype(str) == str(user)) & saves["split"].isin(splits)]
+    rows = []
+    for pin_id, split, row in zip(mine["pin_id"], mine["split"], mine["split_row"]):
+        p = probs[split][int(row)]
+        j = int(p.argmax())
+        rows.append({"pin_id": pin_id, "split": split, "category": outputs.classes[j], "probability": float(p[j])})
+    return pd.DataFrame(rows, columns=["pin_id", "split", "category", "probability"])

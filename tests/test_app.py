@@ -3,6 +3,7 @@ URL state, drill-down, downloads, uploads and the empty-store path."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -18,6 +19,7 @@ from conftest import (
     STORE_FOR_ORIENTATION, assert_upright, exif_jpeg, jpeg_with_exif_block, malformed_exif_blocks,
     quadrant_image, shows_upright,
 )
+from pinterest_mm.store import Store
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = streamlit_testing.AppTest
@@ -161,6 +163,27 @@ def test_l_slider_changes_accuracy_weights_and_url(app_home):
     assert metric(at, "Fusion accuracy") != acc0 or figure(at, 1) != topk0
 
 
+def test_a_slider_move_fuses_once(app_home, monkeypatch):
+    """Check one l-slider move fuses the selection once and the confusion matrix shows the
+    counts of that fusion pass (no second fusion, no recount)."""
+    from pinterest_mm.fusion.live import FusionStack
+
+    at = page("fusion")
+    at.radio(key="w_norm").set_value("none").run()
+    passes = []
+    fuse_block = FusionStack._fuse_block
+    monkeypatch.setattr(FusionStack, "_fuse_block",
+                        lambda self, w, i: passes.append((id(self), i)) or fuse_block(self, w, i))
+    at.slider(key="w_l").set_value(7.0).run()
+    no_exception(at)
+    assert passes and len(passes) == len(set(passes))  # each block of the stack fused once
+    z = next(f for f in (figure(at, i) for i in range(len(at.get("plotly_chart"))))
+             if "Confusion" in f["layout"]["title"]["text"])["data"][0]["z"]
+    cm = np.frombuffer(base64.b64decode(z["bdata"]), z["dtype"]).reshape(6, 6) if isinstance(z, dict) else np.array(z)
+    n_test = (Store(app_home, read_only=True).pins(DATASET)["split"] == "test").sum()
+    assert cm.sum() == n_test and cm.trace() / n_test == pytest.approx(float(metric(at, "Fusion accuracy")), abs=1e-3)
+
+
 def test_lambda_slider_and_method_switch(app_home):
     """Check lambda fusion: the slider changes the fusion, the URL keeps the pair."""
     at = page("fusion")
@@ -209,10 +232,14 @@ def test_learned_method_is_behind_a_button(app_home):
     at = page("fusion")
     at.selectbox(key="w_method").set_value("stacking").run()
     no_exception(at)
+    assert not [m for m in at.metric if m.label.startswith("Fusion accuracy")]  # not fitted yet
     buttons = [b for b in at.button if b.label.startswith("Fit")]
     assert buttons
     buttons[0].click().run()
     no_exception(at)
+    assert not at.error, [e.value for e in at.error]  # the page shows a method's failure as an error
+    assert 0 < float(metric(at, "Fusion accuracy")) <= 1
+    assert "settings chosen on validation: C = " in captions(at)
 
 
 # ----------------------------------------------------------------------------- compare
@@ -224,10 +251,11 @@ def test_compare_buttons_and_downloads(app_home):
     at.button[0].click().run()  # the learned fusions
     no_exception(at)
     thesis = [b for b in at.button if b.label.startswith("Reproduce")]
-    if thesis:
-        thesis[0].click().run()
-        no_exception(at)
-        assert any("claim" in str(df.value.columns.tolist()) for df in at.dataframe)
+    assert len(thesis) == 1
+    thesis[0].click().run()
+    no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("claim" in str(df.value.columns.tolist()) for df in at.dataframe)
 
 
 def test_safe_csv_neutralizes_formulas():

@@ -12,7 +12,6 @@ from pinterest_mm import metrics
 from pinterest_mm.bench import SynthModel, run_benchmarks, synthetic_outputs
 from pinterest_mm.fusion import (
     FusionResult,
-    FusionStack,
     cross_pool,
     cross_pool_explicit,
     fuse,
@@ -22,6 +21,7 @@ from pinterest_mm.fusion import (
     optimize_weights,
     weighted_sum,
 )
+from pinterest_mm.fusion.live import FusionStack
 from pinterest_mm.outputs import ModelInfo, Outputs
 
 FAST_NET = {"max_epochs": 15, "patience": 3, "hidden": 16}
@@ -95,10 +95,29 @@ def test_fusion_stack_equals_reference():
     for threads in (1, 2):
         fs = FusionStack(stack, y, threads=threads, chunk=96)
         np.testing.assert_allclose(fs.fuse(w), ref, rtol=1e-6)
-        ev = fs.evaluate(w)
-        np.testing.assert_allclose(ev.topk, metrics.topk_curve(ref, y, 10))
-        np.testing.assert_array_equal(ev.confusion, metrics.confusion(y, ref.argmax(1), 5))
+        for ev in (fs.evaluate(w), fs.view(w)):
+            np.testing.assert_allclose(ev.topk, metrics.topk_curve(ref, y, 10))
+            np.testing.assert_array_equal(ev.confusion, metrics.confusion(y, ref.argmax(1), 5))
+            assert ev.accuracy == pytest.approx(metrics.accuracy(ref, y))
+        np.testing.assert_allclose(fs.view(w).fused, ref, rtol=1e-6)
         fs.close()
+
+
+def test_a_live_view_fuses_once(monkeypatch):
+    """Check ``FusionStack.view`` fuses every block once per move and scores what it fused."""
+    rng = np.random.default_rng(1)
+    stack = rng.random((4, 500, 6)).astype(np.float32)
+    y = rng.integers(0, 6, 500)
+    fs = FusionStack(stack, y, chunk=128)
+    calls = []
+    fuse_block = FusionStack._fuse_block
+    monkeypatch.setattr(FusionStack, "_fuse_block", lambda self, w, i: calls.append(i) or fuse_block(self, w, i))
+    w = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    view = fs.view(w)
+    assert sorted(calls) == list(range(len(fs.blocks))) == [0, 1, 2, 3]
+    ref = weighted_sum(stack, w)
+    np.testing.assert_allclose(view.fused, ref, rtol=1e-6)
+    np.testing.assert_array_equal(view.confusion, metrics.confusion(y, ref.argmax(1), 6))
 
 
 def test_lambda_hand_computed():
@@ -261,3 +280,43 @@ def test_cache_in_real_store(outs, tmp_path):
     assert b.key == a.key and b.chosen == a.chosen
     np.testing.assert_allclose(b.test_probs, a.test_probs)
     assert store.get_fusion(outs.dataset, a.key)["method"] == "lambda"
+
+
+def test_drill_down_helpers():
+    """Check the default confusion cell is the first wrong pin's, and the vote lines."""
+    from pinterest_mm.compare import first_error_cell, vote_lines
+
+    assert first_error_cell(np.array([0, 2, 1]), np.array([0, 1, 1])) == (1, 2)
+    assert first_error_cell(np.array([0, 1]), np.array([0, 1])) == (0, 0)
+    o = synthetic_outputs(n=(10, 6, 6), C=3, models=(SynthModel("a", "image", "image", 1.0),
+                                                      SynthModel("b", "word_embedding", "text", 1.0)))
+    fused = np.array([[0.1, 0.6, 0.3]] * 6, np.float32)
+    lines = vote_lines(o, ["a", "b"], "test", np.array([4]), fused, k=2)
+    pa = o.probs["a"]["test"][4]
+    assert lines == [[f"a: {o.classes[int(pa.argmax())]} ({pa.max():.2f})",
+                      f"b: {o.classes[int(o.probs['b']['test'][4].argmax())]} ({o.probs['b']['test'][4].max():.2f})",
+                      f"fused: {o.classes[1]} 0.60, {o.classes[2]} 0.30"]]
+
+
+def test_compare_methods_against_the_best_single_model():
+    """Check the comparison table's delta, McNemar p and top-k, agreement and calibration."""
+    from pinterest_mm import compare
+
+    o = synthetic_outputs(n=(300, 200, 200), C=5)
+    fitted = {m: fuse(o, m) for m in ("mm", "equal")}
+    cmp = compare.compare_methods(o, fitted, "test", n_boot=200)
+    best = compare.best_single(o)
+    assert cmp["best"] == best == min(o.models, key=lambda m: (-metrics.accuracy(o.probs[m]["val"], o.y["val"]), m))
+    y, pb = o.y["test"], o.probs[best]["test"]
+    row = next(r for r in cmp["table"] if r["method"] == "mm")
+    p = fitted["mm"].test_probs
+    assert row[f"Δ vs {best}"] == pytest.approx(metrics.accuracy(p, y) - metrics.accuracy(pb, y))
+    assert row["McNemar p"] == pytest.approx(metrics.mcnemar(p.argmax(1), pb.argmax(1), y).p_value)
+    assert row["CI low"] <= row[f"Δ vs {best}"] <= row["CI high"]
+    np.testing.assert_allclose(cmp["topk"]["mm"], metrics.topk_curve(p, y))
+    ag = compare.agreement_matrix(o, "test", [best, "we_a"])
+    assert ag["same"][0, 0] == 1.0 and ag["both_wrong"][0, 0] == pytest.approx(1 - metrics.accuracy(pb, y))
+    cals = compare.calibrations(o, "test", fitted)
+    assert set(cals) == {f"best single ({best})", "mm", "equal"}
+    ev = compare.evaluate(p, y, 5)
+    assert ev.confusion.sum() == len(y) and ev.accuracy == pytest.approx(fitted["mm"].test_accuracy)

@@ -11,6 +11,7 @@ from sklearn.metrics import confusion_matrix, f1_score, top_k_accuracy_score
 from sklearn.metrics import log_loss as sk_log_loss
 
 from pinterest_mm import metrics
+from pinterest_mm.fusion import live
 
 # Thesis eq. 2.18: classes C0..C3, y_true = [C2, C1, C3].
 EQ_218 = np.array([[0.1, 0.3, 0.5, 0.1], [0.45, 0.15, 0.35, 0.1], [0.25, 0.25, 0.2, 0.3]])
@@ -44,12 +45,12 @@ def test_topk_curve_matches_sklearn_with_ties(seed):
         assert curve[k - 1] == pytest.approx(top_k_accuracy_score(y, p, k=k, labels=np.arange(C)))
 
 
-def test_evaluate_fast_matches_reference_with_ties():
+def test_live_evaluate_matches_reference_with_ties():
     """Check the chunked fast path equals topk_curve, accuracy and confusion, threaded or not."""
     p, y = tied_data(n=1000, C=7)
     ref_topk = metrics.topk_curve(p, y, 10)
     for pool in (None, ThreadPoolExecutor(2)):
-        ev = metrics.evaluate_fast(p, y, 7, chunk=128, pool=pool)
+        ev = live.evaluate(p, y, 7, chunk=128, pool=pool)
         np.testing.assert_allclose(ev.topk, ref_topk)
         assert ev.accuracy == pytest.approx(metrics.accuracy(p, y))
         np.testing.assert_array_equal(ev.confusion, metrics.confusion(y, p.argmax(1), 7))

@@ -83,3 +83,24 @@ def test_models_table_lists_availability():
     lines = table.splitlines()
     assert lines[0].split()[:5] == ["name", "modality", "family", "dim", "available"]
     assert any(line.startswith("glove-6b-50") and " yes " in line for line in lines)
+
+
+def test_every_registered_model_fits_the_build_contract():
+    """Check each entry's object has its kind's protocol methods, and a missing one is named."""
+    from pinterest_mm.models.base import Classifier, FeatureModel, check_contract
+
+    for spec in list_models():
+        obj = check_contract(spec.create(), spec.kind, spec.name)
+        assert isinstance(obj, FeatureModel if spec.kind == "features" else Classifier), spec.name
+
+    class Half:
+        def config(self) -> dict:
+            return {}
+
+        def fit(self, ctx):
+            return {}
+
+    with pytest.raises(TypeError, match="'half' of kind 'classifier' lacks predictor"):
+        check_contract(Half(), "classifier", "half")
+    with pytest.raises(TypeError, match="lacks compute_features, save_state, load_state, featurize"):
+        check_contract(Half(), "features", "half")

@@ -11,7 +11,7 @@ from scipy.spatial.distance import jensenshannon
 
 from pinterest_mm.bench import synthetic_outputs
 from pinterest_mm.outputs import Outputs
-from pinterest_mm.users import interest_set, predict_profile, user_report
+from pinterest_mm.users import interest_set, predict_profile, user_pin_predictions, user_report
 
 P_TEST = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
 P_VAL = np.array([[0.1, 0.2, 0.7]])
@@ -82,3 +82,16 @@ def test_synthetic_users_better_with_better_probs():
     assert rep.summary["mean_f1"] == 1.0 and rep.summary["mean_js_distance"] == pytest.approx(0, abs=1e-6)
     few = user_report(o, {"test": perfect}, min_pins=1000)
     assert few.summary["n_users"] == 0
+
+
+def test_user_pin_predictions(hand):
+    """Check one user's held-out pins get the fusion's top-1 class and probability."""
+    probs = {"val": P_VAL, "test": P_TEST}
+    got = user_pin_predictions(hand, probs, "u2", ("val", "test"))
+    assert got.to_dict("records") == [
+        {"pin_id": "t2", "split": "test", "category": "b", "probability": pytest.approx(0.7)},
+        {"pin_id": "t3", "split": "test", "category": "c", "probability": pytest.approx(0.8)},
+        {"pin_id": "v0", "split": "val", "category": "c", "probability": pytest.approx(0.7)},
+    ]
+    assert user_pin_predictions(hand, probs, "u2", ("test",))["pin_id"].tolist() == ["t2", "t3"]
+    assert user_pin_predictions(hand, probs, "nobody").empty

@@ -68,7 +68,6 @@ class Manifest:
             description, category, board (first seen), utf8_ok.
         images_root: The resolved images root.
         n_rows: Rows read from the file.
-        n_repeated_saves: Exact repeated (pin, user) rows dropped.
         case_variants: Groups of category names equal but for case, the name with the
             most pins first (after merging: the names that were merged into the first).
         merged_case_variants: Whether those groups were merged into their first name.
@@ -79,7 +78,6 @@ class Manifest:
     pins: pd.DataFrame
     images_root: Path
     n_rows: int
-    n_repeated_saves: int
     case_variants: list[tuple[str, ...]] = field(default_factory=list)
     merged_case_variants: bool = False
     n_nfc_categories: int = 0
@@ -305,7 +303,6 @@ def read_manifest(
         pins=pins,
         images_root=root,
         n_rows=n_rows,
-        n_repeated_saves=n_rows - len(saves),
         case_variants=variants,
         merged_case_variants=bool(merge_case_variants and variants),
         n_nfc_categories=n_nfc,

@@ -1,4 +1,5 @@
-"""Fusion methods behind one registry.
+"""Fusion methods behind one registry: ``late`` (MM, lambda, baselines, pooling), ``learned``
+(scikit-learn: stacking, feature cross), ``nets`` (torch: gated, MLPs); ``live`` is the slider path.
 
 Typical use::
 
@@ -10,13 +11,12 @@ Live slider path (no refit, no per-move copy of the cache)::
 
     from pinterest_mm.fusion import FusionStack, mm_weights
     fs = FusionStack.from_outputs(outputs, models, "test")   # once
-    ev = fs.evaluate(mm_weights(accs, l))                     # per move: accuracy, topk, confusion
+    view = fs.view(mm_weights(accs, l))      # per move: fused once, accuracy, topk, confusion
 """
 
 from .late import (
     LAMBDA_GRID,
     MM_L_GRID,
-    FusionStack,
     SelectConfig,
     lambda_table,
     log_linear,
@@ -29,6 +29,8 @@ from .late import (
     weighted_sum,
 )
 from .learned import cross_pool, cross_pool_explicit
+from .live import FusionStack, LiveScores, LiveView
+from . import nets  # noqa: F401 - registers gated, concat_mlp and attention_mlp
 from .registry import (
     FusionResult,
     blas_threads,
@@ -42,8 +44,8 @@ from .registry import (
 )
 
 __all__ = [
-    "LAMBDA_GRID", "MM_L_GRID", "FusionResult", "blas_threads", "FusionStack", "SelectConfig", "cache_key",
-    "config_dict", "cross_pool", "cross_pool_explicit", "fuse", "get_method", "lambda_table",
+    "LAMBDA_GRID", "MM_L_GRID", "FusionResult", "blas_threads", "FusionStack", "LiveScores", "LiveView",
+    "SelectConfig", "cache_key", "config_dict", "cross_pool", "cross_pool_explicit", "fuse", "get_method", "lambda_table",
     "list_methods", "log_linear", "make_config", "mm_weights", "optimize_weights",
     "prob_stack", "register", "select_models", "usable_models", "val_accuracy", "weighted_sum",
 ]

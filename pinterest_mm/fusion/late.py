@@ -1,15 +1,12 @@
 """Late fusion of cached probability vectors: MM (thesis 3.4.3-3.4.4), lambda (4.3),
 baselines, log-linear pooling and validation-optimized weights.
 
-Hot path for the live sliders: :func:`mm_weights` + :class:`FusionStack` (or
-:func:`weighted_sum` for small arrays). Every ``fit_*`` chooses settings on validation only.
+The live sliders use :func:`mm_weights` with :class:`pinterest_mm.fusion.live.FusionStack`.
+Every ``fit_*`` chooses settings on validation only.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +14,7 @@ from scipy.optimize import minimize
 
 from .. import metrics
 from ..outputs import FAMILIES, Outputs
-from .registry import FusionResult, blas_threads, finish, register
+from .registry import FusionResult, finish, register
 
 MM_L_GRID = (1.0, 2.0, 3.0, 4.0, 5.0)
 LAMBDA_GRID = (0.0, 0.3, 0.5, 0.7, 1.0)
@@ -65,85 +62,6 @@ def log_linear(prob_stack: np.ndarray, weights, eps: float = 1e-6) -> np.ndarray
 def prob_stack(outputs: Outputs, models: list[str], split: str) -> np.ndarray:
     """Stack the models' probabilities of one split, shape (M, n, C), float32."""
     return np.stack([np.asarray(outputs.probs[m][split], np.float32) for m in models])
-
-
-class FusionStack:
-    """One split's model probabilities prepared once; fuse + evaluate per slider move.
-
-    The (M, n, C) stack is re-laid once into row blocks of shape (M, C, rows), contiguous.
-    Per move, each block is fused by one BLAS call ``w @ block.reshape(M, C*rows)`` (every
-    model's values read exactly once) into a preallocated (C, rows) buffer, and argmax,
-    true-class rank and confusion counts are computed on it while it is in cache, with
-    reductions over the class axis 0 (vectorized). Blocks may be spread over a thread pool
-    (numpy releases the GIL). Calls are serialized by a lock, so one instance may be shared
-    between sessions (e.g. ``st.cache_resource``).
-
-    Args:
-        stack: Probabilities, shape (M, n, C).
-        y: True labels, shape (n,).
-        threads: Worker threads; None = 2 when n >= 200,000 and 2+ cores, else 1.
-        chunk: Rows per block.
-    """
-
-    def __init__(self, stack: np.ndarray, y: np.ndarray, threads: int | None = None, chunk: int = 8192):
-        stack = np.asarray(stack)
-        self.M, self.n, self.C = stack.shape
-        self.y = np.ascontiguousarray(y, dtype=np.int64)
-        self.chunk = int(chunk)
-        self.starts = list(range(0, self.n, self.chunk))
-        self.blocks = [
-            np.ascontiguousarray(stack[:, s : s + self.chunk].transpose(0, 2, 1), dtype=np.float32)
-            for s in self.starts
-        ]
-        self._out = [np.empty(b.shape[1:], dtype=np.float32) for b in self.blocks]
-        if threads is None:
-            threads = 2 if (self.n >= 200_000 and (os.cpu_count() or 1) >= 2) else 1
-        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_outputs(cls, outputs: Outputs, models: list[str], split: str = "test", **kw) -> "FusionStack":
-        """Build from an :class:`Outputs` for the given models and split."""
-        return cls(prob_stack(outputs, models, split), outputs.y[split], **kw)
-
-    def _fuse_block(self, w: np.ndarray, i: int) -> np.ndarray:
-        block, out = self.blocks[i], self._out[i]
-        np.matmul(w, block.reshape(self.M, -1), out=out.reshape(-1))
-        return out
-
-    def _map(self, fn):
-        idx = range(len(self.blocks))
-        if self._pool is None:
-            return [fn(i) for i in idx]
-        return list(self._pool.map(fn, idx))
-
-    def fuse(self, weights) -> np.ndarray:
-        """Fused probabilities sum_i w_i b_i, shape (n, C), float32 (a new array)."""
-        w = np.asarray(weights, dtype=np.float32)
-        with self._lock, blas_threads(1):
-            self._map(lambda i: self._fuse_block(w, i))
-            if not self._out:
-                return np.zeros((0, self.C), np.float32)
-            return np.concatenate([o.T for o in self._out])
-
-    def evaluate(self, weights, kmax: int = metrics.KMAX) -> metrics.FastEval:
-        """Fuse with ``weights`` (M,); return accuracy, top-1..kmax and confusion counts."""
-        w = np.asarray(weights, dtype=np.float32)
-        if self.C > 255:
-            raise ValueError("FusionStack.evaluate supports at most 255 classes")
-
-        def work(i):
-            s = self.starts[i]
-            return metrics._eval_block(self._fuse_block(w, i), self.y[s : s + self.chunk], kmax)
-
-        with self._lock, blas_threads(1):
-            parts = self._map(work)
-        return metrics._reduce(parts, self.n, self.C, kmax)
-
-    def close(self) -> None:
-        """Stop the worker threads."""
-        if self._pool is not None:
-            self._pool.shutdown()
 
 
 # ----------------------------------------------------------------------------- selection
@@ -227,13 +145,13 @@ class MMConfig(SelectConfig):
 def fit_mm(outputs: Outputs, cfg: MMConfig) -> FusionResult:
     """Mix-Modality late fusion (eq. 3.4-3.5)."""
     models = select_models(outputs, cfg)
-    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    stack_val, stack_test = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
     accs = np.array([val_accuracy(outputs, m) for m in models])
     ls = (cfg.l,) if cfg.l is not None else cfg.l_grid
     grid, fused = [], []
     for l in ls:
         w = mm_weights(accs, l)
-        pv, pt = weighted_sum(sv, w), weighted_sum(st, w)
+        pv, pt = weighted_sum(stack_val, w), weighted_sum(stack_test, w)
         grid.append(_row({"l": float(l)}, pv, pt, outputs))
         fused.append((w, pv, pt))
     i = _pick(grid)
@@ -380,14 +298,14 @@ def fit_log_linear(outputs: Outputs, cfg: LogLinearConfig) -> FusionResult:
     if cfg.weighting not in ("mm", "equal"):
         raise ValueError("weighting must be 'mm' or 'equal'")
     models = select_models(outputs, cfg)
-    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    stack_val, stack_test = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
     accs = np.array([val_accuracy(outputs, m) for m in models])
     ls = (cfg.l,) if cfg.l is not None else cfg.l_grid
     settings = [("l", float(l)) for l in ls] if cfg.weighting == "mm" else [("equal", 1.0)]
     grid, fused = [], []
     for name, l in settings:
         w = mm_weights(accs, l) if name == "l" else np.full(len(models), 1 / len(models))
-        pv, pt = log_linear(sv, w, cfg.eps), log_linear(st, w, cfg.eps)
+        pv, pt = log_linear(stack_val, w, cfg.eps), log_linear(stack_test, w, cfg.eps)
         grid.append(_row({name: l}, pv, pt, outputs))
         fused.append((w, pv, pt))
     i = _pick(grid)
@@ -440,8 +358,8 @@ def optimize_weights(prob_stack_val: np.ndarray, y_val: np.ndarray, maxiter: int
 def fit_optimized(outputs: Outputs, cfg: OptimizedConfig) -> FusionResult:
     """Validation-optimized weights."""
     models = select_models(outputs, cfg)
-    sv, st = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
-    w = optimize_weights(sv, outputs.y["val"], cfg.maxiter, cfg.eps)
-    pv, pt = weighted_sum(sv, w), weighted_sum(st, w)
+    stack_val, stack_test = prob_stack(outputs, models, "val"), prob_stack(outputs, models, "test")
+    w = optimize_weights(stack_val, outputs.y["val"], cfg.maxiter, cfg.eps)
+    pv, pt = weighted_sum(stack_val, w), weighted_sum(stack_test, w)
     chosen = {"models": models, "val_log_loss": metrics.log_loss(pv, outputs.y["val"])}
     return finish(outputs, "optimized", cfg, chosen, pv, pt, weights=dict(zip(models, w)))

@@ -1,6 +1,5 @@
-"""Learned fusion: stacking, feature cross (Takahashi 2018), gated fusion (003), and
-concat-/attention-MLP early fusion (002). Every choice (C, epochs) uses train + validation
-only; torch is imported lazily.
+"""Learned fusion with scikit-learn: stacking and feature cross (Takahashi 2018). Every
+choice (C) uses train + validation only. The torch-trained fusions are in :mod:`.nets`.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.classify import THESIS_C_GRID, LogRegConfig, fit_logreg_cv
-from ..outputs import Outputs
+from ..outputs import SPLITS, Outputs
 from .late import SelectConfig, select_models, usable_models
 from .registry import FusionResult, finish, register
 
@@ -98,7 +97,7 @@ def cross_pool_explicit(a: np.ndarray, b: np.ndarray, batch: int = 64) -> np.nda
     return out
 
 
-def _best_feature_model(
+def best_feature_model(
     outputs: Outputs, family: str | None, modality: str | None = None, need_train: bool = False
 ) -> str:
     """The best model on validation that has cached features (and train probs if asked)."""
@@ -112,7 +111,7 @@ def _best_feature_model(
     raise ValueError(f"No {what} model with cached features and val/test probabilities.")
 
 
-def _features(outputs: Outputs, model: str) -> dict[str, np.ndarray]:
+def model_features(outputs: Outputs, model: str) -> dict[str, np.ndarray]:
     feats = outputs.feature_loader(model) if outputs.feature_loader else None
     if feats is None:
         raise ValueError(f"Model {model!r} has no cached features (transformers and TF-IDF have none).")
@@ -143,10 +142,10 @@ class FeatureCrossConfig:
 @register("feature_cross", FeatureCrossConfig, "Outer product, row/column max pooling, LR", "learned")
 def fit_feature_cross(outputs: Outputs, cfg: FeatureCrossConfig) -> FusionResult:
     """Feature cross fusion of one (image, text) pair."""
-    img = cfg.image_model or _best_feature_model(outputs, "image")
-    txt = cfg.text_model or _best_feature_model(outputs, "word_embedding")
-    fa, fb = _features(outputs, img), _features(outputs, txt)
-    X = {s: cross_pool(fa[s], fb[s]) for s in ("train", "val", "test")}
+    img = cfg.image_model or best_feature_model(outputs, "image")
+    txt = cfg.text_model or best_feature_model(outputs, "word_embedding")
+    fa, fb = model_features(outputs, img), model_features(outputs, txt)
+    X = {s: cross_pool(fa[s], fb[s]) for s in SPLITS}
     lr = LogRegConfig(c_grid=cfg.c_grid, folds=cfg.folds, max_iter=cfg.max_iter, seed=cfg.seed)
     res = fit_logreg_cv(X["train"], outputs.y["train"], outputs.n_classes, lr)
     pv = res.predict_proba(X["val"], outputs.n_classes)
@@ -156,265 +155,7 @@ def fit_feature_cross(outputs: Outputs, cfg: FeatureCrossConfig) -> FusionResult
     return finish(outputs, "feature_cross", cfg, chosen, pv, pt, grid=grid)
 
 
-def _need(names: list[str], what: str) -> str:
+def first_usable(names: list[str], what: str) -> str:
     if not names:
         raise ValueError(f"No {what} model with cached features and val/test probabilities.")
     return names[0]
-
-
-# ----------------------------------------------------------------------------- torch helpers
-@dataclass(frozen=True)
-class NetConfig:
-    """Shared training settings of the small torch networks.
-
-    Attributes:
-        image_model, text_model: The pair; None = best on validation (with what is needed).
-        hidden: Hidden width.
-        dropout: Dropout rate (MLPs).
-        pca_dim: PCA the features to this many dims (fit on train) first; 0 = off (MLPs).
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
-        batch_size: Mini-batch size.
-        max_epochs: Epoch cap.
-        patience: Early stopping patience on validation log-loss.
-        seed: Torch and numpy seed.
-        torch_threads: Torch intra-op threads while training (1: these nets are tiny, and
-            extra threads spinning on a busy 2-core machine made an epoch ~100x slower).
-    """
-
-    image_model: str | None = None
-    text_model: str | None = None
-    hidden: int = 64
-    dropout: float = 0.2
-    pca_dim: int = 0
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 128
-    max_epochs: int = 100
-    patience: int = 8
-    seed: int = 0
-    torch_threads: int = 1
-
-
-def _train(net, inputs: dict, y: dict, cfg: NetConfig, loss_on_probs: bool) -> tuple[dict, int]:
-    """Adam + early stopping on validation log-loss; returns eval outputs per split, best epoch.
-
-    ``inputs[split]`` is a tuple of float32 arrays fed to ``net``; the net returns
-    (log-probabilities or probabilities, extra) and ``loss_on_probs`` says which.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.torch_threads)
-    try:
-        return _train_loop(torch, net, inputs, y, cfg, loss_on_probs)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_loop(torch, net, inputs: dict, y: dict, cfg: NetConfig, loss_on_probs: bool) -> tuple[dict, int]:
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    T = {s: tuple(torch.from_numpy(np.ascontiguousarray(a, np.float32)) for a in v) for s, v in inputs.items()}
-    yt = torch.from_numpy(np.asarray(y["train"], np.int64))
-    yv = torch.from_numpy(np.asarray(y["val"], np.int64))
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    def nll(out, target):
-        logp = torch.log(out.clamp_min(1e-7)) if loss_on_probs else out
-        return torch.nn.functional.nll_loss(logp, target)
-
-    best, best_state, best_epoch, bad = float("inf"), None, 0, 0
-    n = len(yt)
-    for epoch in range(cfg.max_epochs):
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        for s in range(0, n, cfg.batch_size):
-            idx = perm[s : s + cfg.batch_size]
-            if len(idx) < 2:
-                continue
-            opt.zero_grad()
-            out, _ = net(*(a[idx] for a in T["train"]))
-            nll(out, yt[idx]).backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            loss = float(nll(net(*T["val"])[0], yv))
-        if loss < best - 1e-5:
-            best, best_epoch, bad = loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
-    res = {}
-    with torch.no_grad():
-        for s in ("val", "test"):
-            out, extra = net(*T[s])
-            p = out if loss_on_probs else out.exp()
-            res[s] = (p.numpy().astype(np.float32), None if extra is None else extra.numpy().ravel())
-    return res, best_epoch
-
-
-# ----------------------------------------------------------------------------- gated
-@dataclass(frozen=True)
-class GatedConfig(NetConfig):
-    """Gated fusion after 003: p = (1 - w) t + w v, w = sigmoid(Dense(BN(LeakyReLU(Dense(
-    BN(concat(t, v))))))), a per-pin image weight.
-
-    Attributes:
-        gate_input: ``probs`` (gate sees the two probability vectors) or ``features``
-            (gate sees the two models' features; t, v stay probability vectors).
-
-    Trained on the models' out-of-fold ``train`` probabilities; models without them are
-    not eligible (defaults pick the best models that have them).
-    """
-
-    gate_input: str = "probs"
-
-
-def _gated_net(d_in: int, hidden: int):
-    import torch
-    from torch import nn
-
-    class Gate(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(
-                nn.BatchNorm1d(d_in), nn.Linear(d_in, hidden), nn.LeakyReLU(0.2),
-                nn.BatchNorm1d(hidden), nn.Linear(hidden, 1),
-            )
-
-        def forward(self, t, v, gt, gv):
-            w = torch.sigmoid(self.net(torch.cat([gt, gv], 1)))
-            return (1 - w) * t + w * v, w
-
-    return Gate()
-
-
-@register("gated", GatedConfig, "Gated fusion: learned per-pin image/text weight (003)", "learned")
-def fit_gated(outputs: Outputs, cfg: GatedConfig) -> FusionResult:
-    """Gated fusion of one (image, text) pair of probability vectors."""
-    if cfg.gate_input not in ("probs", "features"):
-        raise ValueError("gate_input must be 'probs' or 'features'")
-    ok = lambda ms: [m for m in ms if "train" in outputs.probs[m]]  # noqa: E731
-    if cfg.gate_input == "features":
-        img = cfg.image_model or _best_feature_model(outputs, "image", need_train=True)
-        txt = cfg.text_model or _best_feature_model(outputs, None, "text", need_train=True)
-    else:
-        img = cfg.image_model or _need(ok(usable_models(outputs, "image")), "image")
-        txt = cfg.text_model or _need(ok(usable_models(outputs, modality="text")), "text")
-    for m in (img, txt):
-        if "train" not in outputs.probs[m]:
-            raise ValueError(f"Gated fusion needs out-of-fold train probabilities; {m!r} has none.")
-    P = {m: outputs.probs[m] for m in (img, txt)}
-    if cfg.gate_input == "features":
-        G = {m: _features(outputs, m) for m in (img, txt)}
-    else:
-        G = P
-    inputs = {s: (P[txt][s], P[img][s], G[txt][s], G[img][s]) for s in ("train", "val", "test")}
-    d_in = G[txt]["train"].shape[1] + G[img]["train"].shape[1]
-    import torch
-
-    torch.manual_seed(cfg.seed)
-    net = _gated_net(d_in, cfg.hidden)
-    res, epoch = _train(net, inputs, outputs.y, cfg, loss_on_probs=True)
-    chosen = {"image_model": img, "text_model": txt, "best_epoch": epoch,
-              "mean_image_weight_test": float(np.mean(res["test"][1]))}
-    return finish(outputs, "gated", cfg, chosen, res["val"][0], res["test"][0], per_pin_weight=res["test"][1])
-
-
-# ----------------------------------------------------------------------------- early-fusion MLPs
-def _pair_features(outputs: Outputs, cfg: NetConfig) -> tuple[str, str, dict, dict]:
-    img = cfg.image_model or _best_feature_model(outputs, "image")
-    txt = cfg.text_model or _best_feature_model(outputs, None, "text")
-    fa, fb = _features(outputs, img), _features(outputs, txt)
-    if cfg.pca_dim:
-        from sklearn.decomposition import PCA
-
-        def reduce(f):
-            k = min(cfg.pca_dim, f["train"].shape[1], f["train"].shape[0])
-            pca = PCA(k, random_state=cfg.seed).fit(f["train"])
-            return {s: pca.transform(f[s]).astype(np.float32) for s in f}
-
-        fa, fb = reduce(fa), reduce(fb)
-    # Standardize with train statistics.
-    def scale(f):
-        mu, sd = f["train"].mean(0), f["train"].std(0) + 1e-6
-        return {s: ((f[s] - mu) / sd).astype(np.float32) for s in f}
-
-    return img, txt, scale(fa), scale(fb)
-
-
-@dataclass(frozen=True)
-class ConcatMLPConfig(NetConfig):
-    """Early fusion after 002: concat(image features, text features) -> MLP -> classes
-    (PCA of each modality to ``pca_dim`` first, as 002 does; 0 turns it off)."""
-
-    pca_dim: int = 128
-
-
-@register("concat_mlp", ConcatMLPConfig, "Early fusion: concatenated features -> MLP (002)", "learned")
-def fit_concat_mlp(outputs: Outputs, cfg: ConcatMLPConfig) -> FusionResult:
-    """Concatenation + MLP."""
-    from torch import nn
-    import torch
-
-    img, txt, fa, fb = _pair_features(outputs, cfg)
-    C = outputs.n_classes
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            d = fa["train"].shape[1] + fb["train"].shape[1]
-            self.mlp = nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, C))
-
-        def forward(self, a, b):
-            return torch.log_softmax(self.mlp(torch.cat([a, b], 1)), 1), None
-
-    torch.manual_seed(cfg.seed)
-    res, epoch = _train(Net(), {s: (fa[s], fb[s]) for s in fa}, outputs.y, cfg, loss_on_probs=False)
-    chosen = {"image_model": img, "text_model": txt, "best_epoch": epoch}
-    return finish(outputs, "concat_mlp", cfg, chosen, res["val"][0], res["test"][0])
-
-
-@dataclass(frozen=True)
-class AttentionMLPConfig(NetConfig):
-    """Early fusion after 002: project each modality to ``hidden``, attend over the two
-    modality tokens (score = u^T tanh(W h)), weighted sum -> MLP -> classes. The per-pin
-    attention weight of the image token is returned as ``per_pin_weight``."""
-
-    pca_dim: int = 128
-
-
-@register("attention_mlp", AttentionMLPConfig, "Early fusion: modality attention -> MLP (002)", "learned")
-def fit_attention_mlp(outputs: Outputs, cfg: AttentionMLPConfig) -> FusionResult:
-    """Attention + MLP."""
-    from torch import nn
-    import torch
-
-    img, txt, fa, fb = _pair_features(outputs, cfg)
-    C, h = outputs.n_classes, cfg.hidden
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.pa = nn.Linear(fa["train"].shape[1], h)
-            self.pb = nn.Linear(fb["train"].shape[1], h)
-            self.score = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, 1, bias=False))
-            self.mlp = nn.Sequential(nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, C))
-
-        def forward(self, a, b):
-            H = torch.stack([self.pa(a), self.pb(b)], 1)  # (n, 2, h)
-            alpha = torch.softmax(self.score(torch.tanh(H)), 1)  # (n, 2, 1)
-            z = (alpha * H).sum(1)
-            return torch.log_softmax(self.mlp(z), 1), alpha[:, 0, 0]
-
-    torch.manual_seed(cfg.seed)
-    res, epoch = _train(Net(), {s: (fa[s], fb[s]) for s in fa}, outputs.y, cfg, loss_on_probs=False)
-    chosen = {"image_model": img, "text_model": txt, "best_epoch": epoch,
-              "mean_image_attention_test": float(np.mean(res["test"][1]))}
-    return finish(outputs, "attention_mlp", cfg, chosen, res["val"][0], res["test"][0], per_pin_weight=res["test"][1])

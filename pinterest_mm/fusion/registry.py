@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import metrics
+from ..jsonable import to_json
 from ..outputs import Outputs
 
 
@@ -151,17 +152,7 @@ def make_config(method: str, **config) -> Any:
 
 def config_dict(config: Any) -> dict:
     """A config as a JSON-able dict (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(config), default=_jsonable))
-
-
-def _jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"not JSON-able: {type(x)}")
+    return json.loads(json.dumps(dataclasses.asdict(config), default=to_json))
 
 
 def cache_key(method: str, config: Any, version: str) -> str:
@@ -247,12 +238,12 @@ def finish(
     return FusionResult(
         method=method,
         config=config_dict(config),
-        chosen=json.loads(json.dumps(chosen, default=_jsonable)),
+        chosen=json.loads(json.dumps(chosen, default=to_json)),
         val_probs=val_probs,
         test_probs=test_probs,
         val_accuracy=metrics.accuracy(val_probs, outputs.y["val"]),
         test_accuracy=metrics.accuracy(test_probs, outputs.y["test"]),
-        test_topk=[float(v) for v in metrics.topk_curve(test_probs, outputs.y["test"], 10)],
+        test_topk=[float(v) for v in metrics.topk_curve(test_probs, outputs.y["test"], metrics.KMAX)],
         weights=None if weights is None else {k: float(v) for k, v in weights.items()},
         per_pin_weight=per_pin_weight,
         grid=grid or [],

@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,92 @@ class BuildContext:
     def split_texts(self, split: str, column: str) -> list[str]:
         """Return a text column of one split, in ``split_row`` order."""
         return [str(t or "") for t in self.pins[column].to_numpy()[self.rows[split]]]
+
+
+# ----------------------------------------------------------------------------- the model contract
+@runtime_checkable
+class Predictor(Protocol):
+    """Predicts new pins: what :func:`pinterest_mm.models.load_predictor` returns."""
+
+    def predict_proba(self, images=None, texts=None) -> np.ndarray:
+        """Probabilities (n, C) of n PIL ``images`` (image models) or raw ``texts``."""
+
+
+@runtime_checkable
+class FeatureModel(Protocol):
+    """A registry entry of kind ``features``: the build turns its features into a logistic
+    regression (C chosen by CV) and cached probabilities.
+
+    The build sets ``device`` before calling anything.
+    """
+
+    def config(self) -> dict:
+        """Settings that decide the features (JSON-able; part of the fingerprints)."""
+
+    def compute_features(self, ctx: BuildContext) -> np.ndarray:
+        """Features of every pin of the dataset, shape (n_pins, d), in global ``row`` order."""
+
+    def save_state(self, folder: Path) -> None:
+        """Write what :meth:`featurize` needs later (e.g. trained vectors) into ``folder``."""
+
+    def load_state(self, folder: Path) -> None:
+        """Read back what :meth:`save_state` wrote."""
+
+    def featurize(self, images=None, texts=None) -> np.ndarray:
+        """Features (n, d) of new pins: PIL ``images`` or raw ``texts``."""
+
+
+class FitOutput(TypedDict):
+    """What a classifier's ``fit`` returns.
+
+    Attributes:
+        probs: Split to probabilities (n_split, C): out-of-fold on train, predicted on val/test.
+        params: Chosen hyperparameters and build details (JSON-able).
+        cv_score: Validation-side score of the chosen setting.
+    """
+
+    probs: dict[str, np.ndarray]
+    params: dict
+    cv_score: float
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """A registry entry of kind ``classifier``: trains end to end and gives its own
+    probabilities (TF-IDF + LR, fine-tuned transformers).
+
+    The build sets ``device`` before calling anything.
+    """
+
+    def config(self) -> dict:
+        """Settings that decide the outputs (JSON-able; part of the fingerprint)."""
+
+    def fit(self, ctx: BuildContext) -> FitOutput:
+        """Train on ``ctx`` (settings chosen on train/val only) and save a checkpoint in
+        ``ctx.checkpoints``."""
+
+    def predictor(self, folder: Path, n_classes: int) -> Predictor:
+        """A predictor loaded from the checkpoint folder."""
+
+
+_CONTRACTS = {
+    "features": (FeatureModel, ("config", "compute_features", "save_state", "load_state", "featurize")),
+    "classifier": (Classifier, ("config", "fit", "predictor")),
+}
+
+
+def check_contract(model: object, kind: str, name: str) -> FeatureModel | Classifier:
+    """Return ``model`` when it has every method of its kind's protocol.
+
+    Raises:
+        TypeError: Naming the missing methods (a registry entry that does not fit the build).
+    """
+    proto, methods = _CONTRACTS[kind]
+    missing = [m for m in methods if not callable(getattr(model, m, None))]
+    if missing:
+        raise TypeError(f"Model {name!r} of kind {kind!r} lacks {', '.join(missing)}: see "
+                        f"pinterest_mm.models.base.{proto.__name__}.")
+    return model
 
 
 def sidecar_path(features_path: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -74,10 +75,52 @@ def _pipeline(C: float, cfg: LogRegConfig) -> Pipeline:
     return make_pipeline(*steps)
 
 
+def cv_over_c(
+    X, y: np.ndarray, n_classes: int, c_grid: tuple[float, ...], pipeline: Callable[[float], Pipeline],
+    folds: int = 5, seed: int = 0,
+) -> tuple[float, dict[float, float], Pipeline, np.ndarray]:
+    """Choose C by stratified k-fold CV accuracy, keep out-of-fold probabilities, refit.
+
+    The one CV loop of the thesis's classifier (3.4.1) and of the TF-IDF baseline.
+
+    Args:
+        X: Train inputs indexable by row arrays: features (n_train, d) or texts (n_train,)
+            as an object array.
+        y: Train labels, shape (n_train,), ints in [0, n_classes).
+        n_classes: Number of classes C of the dataset.
+        c_grid: Inverse regularization strengths tried.
+        pipeline: Makes an unfitted pipeline for one C.
+        folds: Stratified folds (fewer when a class has fewer train pins; at least 2).
+        seed: Seed of the fold assignment.
+
+    Returns:
+        (chosen C, mean CV accuracy per C, the pipeline refitted on all of X, out-of-fold
+        probabilities (n_train, n_classes) under the chosen C). Ties in CV accuracy go to
+        the smaller C (stronger regularization).
+    """
+    y = np.asarray(y)
+    min_count = int(np.bincount(y).min(initial=0)) if len(y) else 0
+    n_folds = max(2, min(folds, min_count)) if min_count >= 2 else 2
+    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    split_idx = list(skf.split(np.zeros(len(y)), y))
+    cv_scores: dict[float, float] = {}
+    oof_by_c: dict[float, np.ndarray] = {}
+    for C in c_grid:
+        oof = np.zeros((len(y), n_classes), dtype=np.float32)
+        for train_idx, test_idx in split_idx:
+            est = pipeline(C).fit(X[train_idx], y[train_idx])
+            oof[np.ix_(test_idx, est.classes_)] = est.predict_proba(X[test_idx])
+        cv_scores[float(C)] = float((oof.argmax(1) == y).mean())
+        oof_by_c[float(C)] = oof
+    best_C = max(cv_scores, key=lambda c: (cv_scores[c], -c))
+    return best_C, cv_scores, pipeline(best_C).fit(X, y), oof_by_c[best_C]
+
+
 def fit_logreg_cv(
     X: np.ndarray, y: np.ndarray, n_classes: int, cfg: LogRegConfig = LogRegConfig()
 ) -> LogRegResult:
-    """Choose C by stratified k-fold CV accuracy, keep out-of-fold probabilities, refit.
+    """Choose C by stratified k-fold CV accuracy, keep out-of-fold probabilities, refit
+    (:func:`cv_over_c` over standardized features).
 
     Args:
         X: Train features, shape (n_train, d).
@@ -88,28 +131,7 @@ def fit_logreg_cv(
     Returns:
         The :class:`LogRegResult`; ties in CV accuracy go to the stronger regularization.
     """
-    X = np.asarray(X, dtype=np.float32)
-    y = np.asarray(y)
-    min_count = int(np.bincount(y).min(initial=0)) if len(y) else 0
-    folds = max(2, min(cfg.folds, min_count)) if min_count >= 2 else 2
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
-    split_idx = list(skf.split(X, y))
-    cv_scores: dict[float, float] = {}
-    oof_by_c: dict[float, np.ndarray] = {}
-    for C in cfg.c_grid:
-        oof = np.zeros((len(y), n_classes), dtype=np.float32)
-        for train_idx, test_idx in split_idx:
-            est = _pipeline(C, cfg).fit(X[train_idx], y[train_idx])
-            oof[np.ix_(test_idx, est.classes_)] = est.predict_proba(X[test_idx])
-        cv_scores[float(C)] = float((oof.argmax(1) == y).mean())
-        oof_by_c[float(C)] = oof
-    # Best accuracy; on ties prefer the smaller C (stronger regularization).
-    best_C = max(cv_scores, key=lambda c: (cv_scores[c], -c))
-    estimator = _pipeline(best_C, cfg).fit(X, y)
-    return LogRegResult(
-        C=best_C,
-        cv_scores=cv_scores,
-        estimator=estimator,
-        oof_probs=oof_by_c[best_C],
-        classes=estimator.classes_,
-    )
+    best_C, cv_scores, estimator, oof = cv_over_c(
+        np.asarray(X, dtype=np.float32), y, n_classes, cfg.c_grid, lambda C: _pipeline(C, cfg), cfg.folds, cfg.seed)
+    return LogRegResult(C=best_C, cv_scores=cv_scores, estimator=estimator, oof_probs=oof,
+                        classes=estimator.classes_)

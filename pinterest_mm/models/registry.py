@@ -81,7 +81,8 @@ class ModelSpec:
             return False, f"check failed: {exc}"
 
     def create(self, **options: Any) -> Any:
-        """Build the model object (see :mod:`pinterest_mm.build` for its interface)."""
+        """Build the model object: a :class:`~.base.FeatureModel` (kind ``features``) or a
+        :class:`~.base.Classifier` (kind ``classifier``)."""
         merged = {**self.options, **options}
         return self.factory(self, **merged)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from .base import BuildContext
 from .checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .checkpoints import load_estimator, save_estimator
+from .classify import cv_over_c
 
 
 @dataclass(frozen=True)
@@ -60,24 +60,10 @@ def _proba(est: Pipeline, texts: list[str], n_classes: int) -> np.ndarray:
 
 
 def fit_tfidf_cv(texts: list[str], y: np.ndarray, n_classes: int, cfg: TfidfConfig = TfidfConfig()):
-    """Choose C by stratified CV accuracy; return (C, cv_scores, refitted pipeline, OOF probs)."""
-    y = np.asarray(y)
-    min_count = int(np.bincount(y).min(initial=0)) if len(y) else 0
-    folds = max(2, min(cfg.folds, min_count)) if min_count >= 2 else 2
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
-    splits = list(skf.split(np.zeros(len(y)), y))
-    arr = np.asarray(texts, dtype=object)
-    scores: dict[float, float] = {}
-    oofs: dict[float, np.ndarray] = {}
-    for C in cfg.c_grid:
-        oof = np.zeros((len(y), n_classes), dtype=np.float32)
-        for tr, te in splits:
-            est = _pipeline(C, cfg).fit(list(arr[tr]), y[tr])
-            oof[te] = _proba(est, list(arr[te]), n_classes)
-        scores[float(C)] = float((oof.argmax(1) == y).mean())
-        oofs[float(C)] = oof
-    best = max(scores, key=lambda c: (scores[c], -c))
-    return best, scores, _pipeline(best, cfg).fit(texts, y), oofs[best]
+    """Choose C by stratified CV accuracy (:func:`~.classify.cv_over_c`); return
+    (C, cv_scores, refitted pipeline, OOF probs)."""
+    return cv_over_c(np.asarray(texts, dtype=object), y, n_classes, cfg.c_grid,
+                     lambda C: _pipeline(C, cfg), cfg.folds, cfg.seed)
 
 
 class TfidfClassifier:

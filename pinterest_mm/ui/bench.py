@@ -36,7 +36,8 @@ def _median_ms(fn, repeats: int = 20) -> float:
 def bench_slider(M: int = 6, n: int = 2900, C: int = 29, seed: int = 0) -> float:
     """One slider move's server-side work at thesis scale; returns median ms."""
     from .. import metrics
-    from ..fusion.late import FusionStack, mm_weights
+    from ..fusion.late import mm_weights
+    from ..fusion.live import FusionStack
     from . import charts
 
     rng = np.random.default_rng(seed)
@@ -55,9 +56,8 @@ def bench_slider(M: int = 6, n: int = 2900, C: int = 29, seed: int = 0) -> float
     def move():
         state["l"] = state["l"] % 5 + 0.25
         w = mm_weights(accs, state["l"])
-        ev = fs.evaluate(w)
-        fused = fs.fuse(w)
-        cm = metrics.confusion(y, fused.argmax(1), C, "true")
+        ev = fs.view(w)
+        cm = metrics.normalize_confusion(ev.confusion, "true")
         figs = [
             charts.topk_figure({"MM": ev.topk, "best": ev.topk}, {"best": "image"}, "t", bold=["MM"]),
             charts.weights_bar(dict(zip(names, w)), fam, "w"),

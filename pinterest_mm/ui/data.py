@@ -15,14 +15,14 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from .. import metrics
 from ..config import home
+from ..errors import one_line
 from ..outputs import Outputs, load_outputs
-from ..store import Store, StoreError
+from ..store import Store
 
 THUMB_PX = 160
 
@@ -158,32 +158,25 @@ def usable_models(out: Outputs, family: str | None = None, modality: str | None 
 
 
 def fusion_methods() -> list[str]:
-    """Registered fusion methods (``mm`` first); [``mm``, ``lambda``] if the registry fails."""
-    try:
-        from ..fusion.registry import list_methods
+    """Registered fusion methods, ``mm`` and ``lambda`` first."""
+    from ..fusion.registry import list_methods
 
-        names = list_methods()
-    except Exception:  # a method module still being written must not break the app
-        names = ["mm", "lambda", "best_single", "equal"]
     order = {"mm": 0, "lambda": 1}
-    return sorted(names, key=lambda n: (order.get(n, 2), n))
+    return sorted(list_methods(), key=lambda n: (order.get(n, 2), n))
 
 
 def method_info(method: str) -> tuple[str, str]:
-    """(description, kind) of a fusion method."""
-    try:
-        from ..fusion.registry import get_method
+    """(description, kind) of a registered fusion method (KeyError for an unknown one)."""
+    from ..fusion.registry import get_method
 
-        m = get_method(method)
-        return m.description, m.kind
-    except Exception:
-        return "", "late"
+    m = get_method(method)
+    return m.description, m.kind
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def fusion_stack(dataset: str, ver: str, models: tuple[str, ...], split: str):
     """The (M, n, C) stack of one selection and split, prepared once for the live sliders."""
-    from ..fusion.late import FusionStack
+    from ..fusion.live import FusionStack
 
     return FusionStack.from_outputs(outputs(dataset, ver), list(models), split)
 
@@ -262,14 +255,14 @@ def thumbnail(path: str, px: int = THUMB_PX) -> bytes | None:
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=85)
             return buf.getvalue()
-    except Exception:
-        return None
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
+        return None  # missing, truncated, not an image, a decompression bomb
 
 
 # ----------------------------------------------------------------------------- prediction
 @st.cache_resource(max_entries=8, show_spinner="Loading the model ...")
 def predictor(dataset: str, ver: str, model: str):
-    """A model that predicts new pins (``pinterest_mm.build.load_predictor``), cached."""
+    """A model that predicts new pins (:func:`pinterest_mm.models.load_predictor`), cached."""
     # lazy: imports the model code (torch) only on the Predict page
     from ..models import load_predictor
 
@@ -295,24 +288,14 @@ def _unfreeze_at_exit() -> None:
 
 def load_predictors(dataset: str, ver: str, models: list[str]) -> dict:
     """Model name to a cached predictor, or to the reason it cannot be loaded (str)."""
-    res = {}
-    for m in models:
-        try:
-            res[m] = predictor(dataset, ver, m)
-        except Exception as exc:  # unknown/synthetic model, missing checkpoint, no weights
-            res[m] = f"cannot be loaded ({safe_error(exc)})"
-    return res
+    from ..predict import load_predictors as _load
+
+    return _load(models, lambda m: predictor(dataset, ver, m))
 
 
 def safe_error(exc: BaseException) -> str:
     """A one-line message for an exception (no traceback)."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {msg}"[:500]
-
-
-__all__ = [
-    "StoreError", "np",
-]
+    return one_line(exc)
 
 
 # ----------------------------------------------------------------------------- overview counts
@@ -359,18 +342,16 @@ def drop_reasons(dataset: str, ver: str) -> pd.DataFrame:
 
 
 def method_fields(method: str) -> set[str]:
-    """Config field names of a fusion method (empty when unknown)."""
+    """Config field names of a registered fusion method (KeyError for an unknown one)."""
     import dataclasses
 
-    try:
-        from ..fusion.registry import get_method
+    from ..fusion.registry import get_method
 
-        return {f.name for f in dataclasses.fields(get_method(method).config_cls)}
-    except Exception:
-        return set()
+    return {f.name for f in dataclasses.fields(get_method(method).config_cls)}
 
 
 def best_single(out: Outputs) -> str | None:
     """The single model with the best validation accuracy (ties: name)."""
-    names = usable_models(out)
-    return names[0] if names else None
+    from ..compare import best_single as _best
+
+    return _best(out)

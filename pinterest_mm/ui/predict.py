@@ -1,4 +1,5 @@
-"""Reading an uploaded pin and fusing one pin's model votes (Predict page).
+"""Reading an uploaded pin image (Predict page); the prediction itself is
+:mod:`pinterest_mm.predict`.
 
 Uploads are decoded from memory (never written to disk) and checked: size, each side and the
 pixel count, format, truncation; animated images use their first frame; a photo with an EXIF
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 import io
 import math
-import time
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image
 
 # One upload limit, in the browser's unit: the uploader refuses larger files itself
@@ -31,7 +30,6 @@ MAX_SIDE = 16_384
 PREVIEW_PX = (260, 520)  # the Predict page's preview box (width, height)
 LIMITS_TEXT = (f"PNG, JPEG or WebP; at most {MAX_UPLOAD_MB} MB, {MAX_PIXELS // 1_000_000} megapixels "
                f"and {MAX_SIDE:,} pixels a side")
-MAX_TEXT_CHARS = 5_000
 # MPO is a JPEG with extra images (a phone's depth map or HDR gain map): the first is the photo
 FORMATS = ("PNG", "JPEG", "MPO", "WEBP")
 
@@ -111,90 +109,3 @@ def preview(image: Image.Image, box: tuple[int, int] = PREVIEW_PX) -> tuple[Imag
     small.thumbnail(box)
     return small, max(1, min(box[0], box[1] * small.width // small.height))
 
-
-def clip_text(text: str | None, limit: int = MAX_TEXT_CHARS) -> tuple[str, str]:
-    """Return (text to use, note); long texts are cut at ``limit`` characters."""
-    text = (text or "").replace("\x00", " ").strip()
-    if len(text) > limit:
-        return text[:limit], f"The description has {len(text):,} characters; the first {limit:,} are used."
-    return text, ""
-
-
-@dataclass
-class PinPrediction:
-    """One pin's prediction.
-
-    Attributes:
-        probs: Model name to probabilities (C,) for the models that could predict.
-        skipped: Model name to why it gave no vote.
-        weights: The fusion weights used (renormalized over the models that voted).
-        fused: Fused probabilities (C,), or None when no model voted.
-        image_share: Share of the fusion weight on image models.
-        seconds: Model name to prediction time.
-    """
-
-    probs: dict[str, np.ndarray]
-    skipped: dict[str, str]
-    weights: dict[str, float]
-    fused: np.ndarray | None
-    image_share: float
-    seconds: dict[str, float]
-
-
-def predict_pin(
-    predictors: dict,
-    modalities: dict[str, str],
-    weights: dict[str, float],
-    image: Image.Image | None,
-    text: str,
-    combine: str = "sum",
-) -> PinPrediction:
-    """Every model's vote for one pin and their fusion with ``weights``.
-
-    Args:
-        predictors: Model name to a loaded predictor (``predict_proba(images=, texts=)``) or
-            to an error message (str) when it could not be loaded.
-        modalities: Model name to ``image`` or ``text``.
-        weights: The fusion weights of the current setting (models without a vote are
-            dropped and the rest renormalized).
-        image: The pin image, or None.
-        text: The description ('' for none).
-        combine: ``sum`` (weighted sum, MM/lambda) or ``log_linear``.
-    """
-    from ..fusion.late import log_linear, weighted_sum
-
-    probs, skipped, secs = {}, {}, {}
-    for name, pred in predictors.items():
-        mod = modalities.get(name, "text")
-        if isinstance(pred, str):
-            skipped[name] = pred
-            continue
-        if mod == "image" and image is None:
-            skipped[name] = "no image given"
-            continue
-        if mod == "text" and not text:
-            skipped[name] = "no description given"
-            continue
-        t0 = time.perf_counter()
-        try:
-            p = pred.predict_proba(images=[image]) if mod == "image" else pred.predict_proba(texts=[text])
-            probs[name] = np.asarray(p, dtype=np.float32)[0]
-        except Exception as exc:
-            skipped[name] = f"failed ({type(exc).__name__}: {str(exc)[:120]})"
-        secs[name] = time.perf_counter() - t0
-    used = {m: float(weights.get(m, 0.0)) for m in probs if weights.get(m, 0.0) > 0}
-    total = sum(used.values())
-    if not used or total <= 0:
-        return PinPrediction(probs, skipped, {}, None, 0.0, secs)
-    w = {m: v / total for m, v in used.items()}
-    stack = np.stack([probs[m] for m in w])[:, None, :]
-    vec = np.array(list(w.values()))
-    fused = (log_linear(stack, vec) if combine == "log_linear" else weighted_sum(stack, vec))[0]
-    image_share = sum(v for m, v in w.items() if modalities.get(m) == "image")
-    return PinPrediction(probs, skipped, w, np.asarray(fused), float(image_share), secs)
-
-
-def top_k(p: np.ndarray, classes: list[str], k: int = 3) -> list[tuple[str, float]]:
-    """The k most probable classes of a probability vector."""
-    idx = np.argsort(-p, kind="stable")[:k]
-    return [(classes[i], float(p[i])) for i in idx]

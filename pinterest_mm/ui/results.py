@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import streamlit as st
 
-from .. import metrics
+from .. import compare
 from ..outputs import Outputs
-from .data import best_single, fuse_cached, fused, method_fields, outputs, safe_error, thesis_selection
+from .data import fuse_cached, fused, method_fields, outputs, safe_error, thesis_selection
 
 
 def default_config(out: Outputs, method: str, setting=None) -> dict:
@@ -48,86 +47,37 @@ def current_fusion(dataset: str, ver: str, setting):
     return fuse_cached(dataset, ver, setting.method, **default_config(out, setting.method, setting))
 
 
-def _short(chosen: dict) -> str:
-    parts = []
-    for k, v in chosen.items():
-        if isinstance(v, float):
-            parts.append(f"{k}={v:g}")
-        elif isinstance(v, (str, int)):
-            parts.append(f"{k}={v}")
-        elif isinstance(v, list) and k == "models":
-            parts.append(f"{len(v)} models")
-    return ", ".join(parts)
+def _fit_all(dataset: str, ver: str, methods: tuple[str, ...]) -> tuple[dict, dict]:
+    """(method -> FusionResult, method -> error message) with the default configs."""
+    out = outputs(dataset, ver)
+    fitted, errors = {}, {}
+    for m in methods:
+        try:
+            fitted[m] = fuse_cached(dataset, ver, m, **default_config(out, m))
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # a method that cannot run here says why
+            errors[m] = safe_error(exc)
+    return fitted, errors
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def compare_methods(dataset: str, ver: str, split: str, methods: tuple[str, ...], n_boot: int = 1000) -> dict:
-    """Every method (settings chosen on validation) vs the best single model on ``split``.
-
-    Returns:
-        ``table`` (records: method, chosen, val/test accuracy, accuracy on split, delta,
-        McNemar p, bootstrap CI), ``topk`` (method -> curve on split), ``configs``
-        (method -> config + chosen), ``errors`` (method -> message), ``best`` (model name).
-    """
-    out = outputs(dataset, ver)
-    y = out.y[split]
-    best = best_single(out)
-    pb = out.probs[best][split]
-    pred_b = pb.argmax(1)
-    rows, topk, configs, errors = [], {}, {}, {}
-    for m in methods:
-        try:
-            r = fuse_cached(dataset, ver, m, **default_config(out, m))
-        except Exception as exc:
-            errors[m] = safe_error(exc)
-            continue
-        p = r.val_probs if split == "val" else r.test_probs
-        pred = p.argmax(1)
-        mc = metrics.mcnemar(pred, pred_b, y)
-        bs = metrics.paired_bootstrap(pred, pred_b, y, n_boot=n_boot)
-        acc = metrics.accuracy(p, y)
-        rows.append({
-            "method": m, "chosen on validation": _short(r.chosen),
-            "val accuracy": r.val_accuracy, "test accuracy": r.test_accuracy,
-            f"{split} top-2": float(metrics.topk_curve(p, y, 2)[1]),
-            f"Δ vs {best}": acc - metrics.accuracy(pb, y),
-            "McNemar p": mc.p_value, "CI low": bs.low, "CI high": bs.high,
-        })
-        topk[m] = metrics.topk_curve(p, y).tolist()
-        configs[m] = {"config": r.config, "chosen": r.chosen}
-    return {"table": rows, "topk": topk, "configs": configs, "errors": errors, "best": best}
+    """:func:`pinterest_mm.compare.compare_methods` of every method (settings chosen on
+    validation, default configs), plus ``errors`` (method -> message) for those that failed."""
+    fitted, errors = _fit_all(dataset, ver, methods)
+    return {**compare.compare_methods(outputs(dataset, ver), fitted, split, n_boot), "errors": errors}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def agreement_matrix(dataset: str, ver: str, split: str, models: tuple[str, ...]) -> dict:
-    """Pairwise share of pins both models get wrong, and share predicted identically."""
-    out = outputs(dataset, ver)
-    y = out.y[split]
-    preds = {m: out.probs[m][split].argmax(1) for m in models}
-    M = len(models)
-    both_wrong, same = np.zeros((M, M)), np.zeros((M, M))
-    for i, a in enumerate(models):
-        for j, b in enumerate(models):
-            ag = metrics.agreement(preds[a], preds[b], y)
-            both_wrong[i, j] = ag.rates()["both_wrong"]
-            same[i, j] = float((preds[a] == preds[b]).mean()) if len(y) else 0.0
-    return {"both_wrong": both_wrong, "same": same}
+    """:func:`pinterest_mm.compare.agreement_matrix` (cached)."""
+    return compare.agreement_matrix(outputs(dataset, ver), split, list(models))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def calibrations(dataset: str, ver: str, split: str, methods: tuple[str, ...]) -> dict:
-    """Reliability data (``metrics.Calibration``) of the best single model and each method."""
-    out = outputs(dataset, ver)
-    y = out.y[split]
-    best = best_single(out)
-    res = {f"best single ({best})": metrics.calibration(out.probs[best][split], y, n_bins=10)}
-    for m in methods:
-        try:
-            r = fuse_cached(dataset, ver, m, **default_config(out, m))
-        except Exception:
-            continue
-        res[m] = metrics.calibration(r.val_probs if split == "val" else r.test_probs, y, n_bins=10)
-    return res
+    """:func:`pinterest_mm.compare.calibrations` of the methods that can run (cached)."""
+    fitted, _ = _fit_all(dataset, ver, methods)
+    return compare.calibrations(outputs(dataset, ver), split, fitted)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -137,10 +87,7 @@ def thesis_report(dataset: str, ver: str, methods: tuple[str, ...], feature_cros
 
     rep = thesis.thesis_report(outputs(dataset, ver), version=ver, methods=list(methods),
                                feature_cross_pairs=feature_cross_pairs)
-    try:
-        rep["text"] = thesis.format_thesis_report(rep)
-    except Exception:
-        rep["text"] = ""
+    rep["text"] = thesis.format_thesis_report(rep)
     return rep
 
 

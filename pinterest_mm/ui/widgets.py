@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from . import data, state
+from ..jsonable import to_json_lenient
+from ..safecsv import safe_csv  # noqa: F401 - the pages' CSV downloads use widgets.safe_csv
 from ..store import StoreError
 from .text import md_text
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -127,39 +126,10 @@ def setting_caption(s: state.Setting) -> None:
     st.caption(s.describe())
 
 
-def safe_csv(df: pd.DataFrame) -> bytes:
-    """CSV bytes with spreadsheet-formula cells neutralized (prefixed with a quote)."""
-
-    def guard(v):
-        if isinstance(v, str) and v.startswith(_FORMULA_START):
-            return "'" + v
-        return v
-
-    clean = df.copy()
-    clean.columns = [guard(str(c)) for c in clean.columns]
-    for c in clean.columns:
-        if pd.api.types.is_object_dtype(clean[c]) or pd.api.types.is_string_dtype(clean[c]):
-            clean[c] = clean[c].map(guard)
-    if pd.api.types.is_object_dtype(clean.index) or pd.api.types.is_string_dtype(clean.index):
-        clean.index = clean.index.map(guard)
-    buf = io.StringIO()
-    clean.to_csv(buf, index=not isinstance(clean.index, pd.RangeIndex))
-    return buf.getvalue().encode()
-
-
 def to_json_bytes(obj) -> bytes:
     """Pretty JSON bytes (numpy values converted)."""
 
-    def default(x):
-        if isinstance(x, np.integer):
-            return int(x)
-        if isinstance(x, np.floating):
-            return float(x)
-        if isinstance(x, np.ndarray):
-            return x.tolist()
-        return str(x)
-
-    return json.dumps(obj, indent=2, default=default).encode()
+    return json.dumps(obj, indent=2, default=to_json_lenient).encode()
 
 
 def pin_cards(

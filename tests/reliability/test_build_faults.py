@@ -158,7 +158,8 @@ def test_corrupt_checkpoint_gives_a_message_and_a_rebuild_fixes_it(glove_store, 
     """Check a corrupted ``logreg.skops`` is a clear 'cannot be loaded' on the Predict page
     path, with the command that rebuilds it, and ``build --force`` restores the same model."""
     from pinterest_mm.models import load_predictor
-    from pinterest_mm.ui import data, predict
+    from pinterest_mm import predict
+    from pinterest_mm.ui import data
 
     from pinterest_mm.models.checkpoints import CheckpointError
 

@@ -20,6 +20,7 @@ from conftest import (
     STORE_FOR_ORIENTATION, TINY_CONFIG, assert_upright, exif_jpeg, jpeg_with_exif_block,
     malformed_exif_blocks, quadrant_image, shows_upright,
 )
+from pinterest_mm import predict as pin_predict
 from pinterest_mm.data.importer import import_manifest
 from pinterest_mm.data.manifest import ManifestError, read_manifest
 from pinterest_mm.store import Store, validate_name
@@ -187,11 +188,11 @@ class _Fake:
 @given(TEXTS)
 def test_descriptions_always_predict(text):
     """Check any description is clipped, has no NUL, and gets a prediction."""
-    clipped, note = predict.clip_text(text)
-    assert len(clipped) <= predict.MAX_TEXT_CHARS and "\x00" not in clipped
-    assert (note != "") == (len((text or "").replace("\x00", " ").strip()) > predict.MAX_TEXT_CHARS)
-    pin = predict.predict_pin({"t": _Fake(), "i": _Fake()}, {"t": "text", "i": "image"},
-                              {"t": 0.5, "i": 0.5}, None, clipped)
+    clipped, note = pin_predict.clip_text(text)
+    assert len(clipped) <= pin_predict.MAX_TEXT_CHARS and "\x00" not in clipped
+    assert (note != "") == (len((text or "").replace("\x00", " ").strip()) > pin_predict.MAX_TEXT_CHARS)
+    pin = pin_predict.predict_pin({"t": _Fake(), "i": _Fake()}, {"t": "text", "i": "image"},
+                                  {"t": 0.5, "i": 0.5}, None, clipped)
     if clipped:
         assert pin.fused is not None and np.isclose(pin.fused.sum(), 1.0)
     else:
@@ -350,7 +351,7 @@ def test_every_csv_download_is_guarded():
                 calls.append((f.name, ast.unparse(data)))
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "to_csv":
                 src = ast.unparse(node)
-                assert f.name in {"widgets.py", "hm.py", "openclipart.py"}, (f.name, src)
+                assert f.name in {"safecsv.py", "hm.py", "openclipart.py"}, (f.name, src)
     assert len(calls) >= 4
     for name, src in calls:
         assert src.startswith(("widgets.safe_csv(", "widgets.to_json_bytes(")), (name, src)

@@ -1,0 +1,49 @@
+"""The one CV-over-C loop behind the thesis's classifier and the TF-IDF baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+
+from pinterest_mm.models.classify import LogRegConfig, cv_over_c, fit_logreg_cv
+from pinterest_mm.models.tfidf import TfidfConfig, fit_tfidf_cv
+
+
+def _blobs(n=60, C=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % C
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    X[np.arange(n), y] += 2.0
+    return X, y
+
+
+def test_out_of_fold_probabilities_never_see_their_own_pin():
+    """A 1-nearest-neighbour 'classifier' is perfect in-sample; its OOF probabilities are not,
+    and each pin's OOF vote comes from the model of the fold that left it out."""
+    X, y = _blobs()
+    C, scores, est, oof = cv_over_c(X, y, 4, (1.0,), lambda c: make_pipeline(KNeighborsClassifier(1)), 5, 0)
+    assert (est.predict(X) == y).all() and scores[1.0] < 1.0
+    assert oof.shape == (60, 4) and (oof[:, 3] == 0).all()  # class 3 absent from train: zero column
+    skf = list(StratifiedKFold(5, shuffle=True, random_state=0).split(X, y))
+    train_idx, test_idx = skf[0]
+    ref = KNeighborsClassifier(1).fit(X[train_idx], y[train_idx]).predict_proba(X[test_idx])
+    np.testing.assert_array_equal(oof[test_idx, :3], ref)
+
+
+def test_ties_go_to_the_smaller_c_and_small_classes_get_fewer_folds():
+    X, y = _blobs(n=20, C=2)
+    y[:3] = 2  # a class with 3 train pins: 3 folds, not 5
+    res = fit_logreg_cv(X, y, 3, LogRegConfig(c_grid=(10.0, 1.0, 0.5), folds=5))
+    best = max(res.cv_scores.values())
+    assert res.C == min(c for c, s in res.cv_scores.items() if s == best)
+    assert res.oof_probs.shape == (20, 3) and np.allclose(res.oof_probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_tfidf_uses_the_same_loop():
+    texts = [f"{w} idea {i}" for i, w in enumerate(["cake pizza", "tulip soil", "goal team"] * 8)]
+    y = np.arange(24) % 3
+    C, scores, pipe, oof = fit_tfidf_cv(texts, y, 3, TfidfConfig(c_grid=(1.0, 10.0), folds=4))
+    assert C == 1.0 and scores == {1.0: 1.0, 10.0: 1.0}  # a tie: the smaller C
+    assert pipe.predict(["cake pizza tonight"])[0] == 0 and oof.shape == (24, 3)
