@@ -164,6 +164,7 @@ def build(
     logreg: LogRegConfig = LogRegConfig(),
     force: bool = False,
     seed: int = 0,
+    runtime=None,
 ) -> list[dict]:
     """Build models of a dataset into the store and return one summary dict per model.
 
@@ -178,6 +179,8 @@ def build(
         logreg: Classifier settings of feature models (thesis defaults).
         force: Rebuild even when the stored fingerprint matches.
         seed: Seed of every random step.
+        runtime: :class:`~pinterest_mm.models.runtimes.RuntimeSettings` of the image models
+            (backend, precision, threads, decoding threads); ``options`` win over it.
 
     Returns:
         Dicts with ``model``, ``status`` (``built``, ``cached``, ``unavailable``,
@@ -195,11 +198,14 @@ def build(
     dev = pick_device(device)
     results = []
     for spec in specs:
+        opts = dict(options.get(spec.name, {}))
+        if runtime is not None and spec.modality == "image" and spec.kind == "features":
+            opts = {**runtime.model_options(), **opts}
         try:
             results.append(_build_one(
                 store, dataset, spec, info=info, pins=pins, rows=rows, labels=labels,
                 n_classes=n_classes, device=dev, progress=progress,
-                options=dict(options.get(spec.name, {})), logreg=logreg, force=force, seed=seed,
+                options=opts, logreg=logreg, force=force, seed=seed,
             ))
         except WeightsUnavailable as exc:
             print(f"{spec.name}: skipped. {exc}", file=sys.stderr)
