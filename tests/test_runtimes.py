@@ -34,13 +34,20 @@ def _photos() -> list[Image.Image]:
             Image.new("RGB", (90, 140), (30, 160, 90))]
 
 
+@pytest.fixture
+def fresh_exports(monkeypatch):
+    """Forget the graphs this process exported, so the test exports its own."""
+    monkeypatch.setattr(runtimes, "_CHECKED", {})
+
+
 @pytest.fixture(scope="module")
 def torch_features():
     return get_model("effnet-lite0").create(runtime="torch").featurize(images=_photos())
 
 
 @pytest.mark.parametrize("backend", GRAPH_BACKENDS)
-def test_export_and_load_agree_with_torch_on_packaged_weights(backend, tmp_path, torch_features, capsys):
+def test_export_and_load_agree_with_torch_on_packaged_weights(backend, tmp_path, torch_features, capsys,
+                                                             fresh_exports):
     """The packaged Lite0 exported and run by ``backend`` gives torch's features (<= 1e-4)."""
     model = get_model("effnet-lite0").create(runtime=backend)
     model.graph_dir = tmp_path
@@ -62,6 +69,24 @@ def test_export_and_load_agree_with_torch_on_packaged_weights(backend, tmp_path,
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runtimes, "export_onnx", _no_export)
         np.testing.assert_array_equal(again.featurize(images=_photos()), X)
+        # Another store's folder gets a byte copy of the graph this process checked.
+        other = get_model("effnet-lite0").create(runtime=backend)
+        other.graph_dir = tmp_path / "other"
+        np.testing.assert_array_equal(other.featurize(images=_photos()), X)
+        assert runtimes.file_sha256(other.graph_dir / graph.name) == meta["sha256"]
+
+
+@pytest.mark.skipif(not installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_hub_backbone_exports_and_agrees_with_torch(tmp_path):
+    """A timm backbone (EfficientNetV2-B1, random init: no hub here) exports and runs in ONNX
+    Runtime with torch's features; a random-init graph is never reused."""
+    model = get_model("effnetv2-b1").create(pretrained=False, runtime="onnxruntime")
+    model.graph_dir = tmp_path
+    batch = np.random.default_rng(0).integers(0, 255, (3, 224, 224, 3), dtype=np.uint8)
+    X = model.backbone("cpu")(batch)
+    ref = model.torch_backbone("cpu")(batch)
+    assert X.shape == (3, 1280) and np.abs(X - ref).max() <= FP32_TOLERANCE
+    assert model.graph_identity() is None
 
 
 def _no_export(*args, **kwargs):
@@ -146,7 +171,7 @@ def test_damaged_or_missing_graph_is_rebuilt_with_a_message(damage, tmp_path, to
 
 
 @needs_ort
-def test_a_failed_export_leaves_no_graph_to_load(tmp_path, monkeypatch):
+def test_a_failed_export_leaves_no_graph_to_load(tmp_path, monkeypatch, fresh_exports):
     """A graph that fails its check (or a kill mid-write) never sits at the final path."""
     model = get_model("effnet-lite0").create(runtime="onnxruntime")
     model.graph_dir = tmp_path

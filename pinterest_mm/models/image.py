@@ -413,9 +413,6 @@ class ImageFeatureModel:
         identity = self.graph_identity()
         size = int(self.options["image_size"])
         path = Path(self.graph_dir) / f"backbone.{runtime}.onnx"
-        if identity is None:  # random weights: this object's own network, exported every time
-            path.unlink(missing_ok=True)
-            identity = {"model": self.spec.name, "weights": f"random-init-{id(self)}"}
         example = np.random.default_rng(0).uniform(0, 255, (2, 3, size, size)).astype(np.float32)
         forward = ensure_graph(
             path, identity, lambda: self.torch_backbone("cpu").exportable(), example,
