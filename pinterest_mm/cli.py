@@ -95,8 +95,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _runtime_settings(args: argparse.Namespace):
     """The image models' inference settings of ``build --backend/--threads/--workers``."""
-    from .models.runtimes import RuntimeSettings
+    from .models.base import pick_device
+    from .models.runtimes import RuntimeSettings, resolve_backend
 
+    # an unknown, missing or precision-less runtime is a one-paragraph error before any work
+    resolve_backend(args.backend, pick_device(None), args.precision)
     return RuntimeSettings(backend=args.backend, precision=args.precision, threads=args.threads,
                            workers=args.workers)
 
