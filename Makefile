@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 install-dev: $(DEVSTAMP)
 
 $(DEVSTAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,openvino]'
 	touch $(DEVSTAMP)
 
 test: $(DEVSTAMP) ## install the development extras and run the test suite
@@ -40,6 +40,7 @@ test-fast: $(DEVSTAMP)
 
 bench: $(STAMP) ## speed benchmarks: feature extraction, fusion + metrics, a slider move
 	$(PY) benchmarks/bench_features.py
+	$(VENV)/bin/pinterest-mm bench extract
 	$(VENV)/bin/pinterest-mm bench
 	$(PY) -m pinterest_mm.ui.bench
 

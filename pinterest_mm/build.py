@@ -175,6 +175,7 @@ def build(
     logreg: LogRegConfig = LogRegConfig(),
     force: bool = False,
     seed: int = 0,
+    runtime=None,
 ) -> list[dict]:
     """Build models of a dataset into the store and return one summary dict per model.
 
@@ -189,6 +190,8 @@ def build(
         logreg: Classifier settings of feature models (thesis defaults).
         force: Rebuild even when the stored fingerprint matches.
         seed: Seed of every random step.
+        runtime: :class:`~pinterest_mm.models.runtimes.RuntimeSettings` of the image models
+            (backend, precision, threads, decoding threads); ``options`` win over it.
 
     Returns:
         Dicts with ``model``, ``status`` (``built``, ``cached``, ``unavailable``,
@@ -233,9 +236,12 @@ def _build_all(store: Store, dataset: str, specs: list[ModelSpec], *, version: s
     results = []
     for spec in specs:
         _check_unchanged(store, dataset, version)
+        opts = dict(options.get(spec.name, {}))
+        if runtime is not None and spec.modality == "image" and spec.kind == "features":
+            opts = {**runtime.model_options(), **opts}
         try:
             results.append(_build_one(
-                store, dataset, spec, version=version, options=dict(options.get(spec.name, {})),
+                store, dataset, spec, version=version, options=opts,
                 progress=progress, **common,
             ))
         except DatasetChanged:

@@ -120,7 +120,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if missing:
             print(f"{len(missing)} of the {len(models)} models of profile {args.profile!r} have no "
                   f"weights here; the others build. {missing_hint(missing)}", file=sys.stderr)
-    results = build(store, args.name, models, progress=not args.quiet)
+    results = build(store, args.name, models, progress=not args.quiet, runtime=_runtime_settings(args))
     print(format_build_summary(results))
     return _build_status(results, args.name)
 
@@ -176,6 +176,17 @@ def cmd_weights(args: argparse.Namespace) -> int:
     placed = ws.unpack(Path(args.dir), progress=not args.quiet)
     print(f"Unpacked and checked {len(placed)} models: {', '.join(placed)}. They build without any variable set.")
     return 0
+
+
+def _runtime_settings(args: argparse.Namespace):
+    """The image models' inference settings of ``build --backend/--threads/--workers``."""
+    from .models.base import pick_device
+    from .models.runtimes import RuntimeSettings, resolve_backend
+
+    # an unknown, missing or precision-less runtime is a one-paragraph error before any work
+    resolve_backend(args.backend, pick_device(None), args.precision)
+    return RuntimeSettings(backend=args.backend, precision=args.precision, threads=args.threads,
+                           workers=args.workers)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -275,6 +286,8 @@ def _dumps(obj) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "bench_what", None) == "extract":
+        return cmd_bench_extract(args)
     from . import bench
 
     result = bench.run_benchmarks()
@@ -289,6 +302,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if key != "benchmarks":
                 print(f"{key}: {value}")
     return 0
+
+
+def cmd_bench_extract(args: argparse.Namespace) -> int:
+    from .bench_extract import ExtractBenchConfig, format_extract_bench, run_extract_bench
+
+    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip()) if args.backend else None
+    config = ExtractBenchConfig(model=args.model, backends=backends, images=args.images, n=args.n,
+                                repeats=args.repeats, batch_size=args.batch_size,
+                                threads=args.threads, workers=args.workers)
+    result = run_extract_bench(config)
+    print(json.dumps(result, indent=2) if args.json else format_extract_bench(result))
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="intra-op threads of the network (default: one per core; env PINTEREST_MM_THREADS)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="image-decoding threads (default: one per core; env PINTEREST_MM_DECODE_WORKERS)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -369,6 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="comma-separated model names (default: offline set)")
     p.add_argument("--profile", default=None, choices=["offline", "thesis", "all"],
                    help="offline: the packaged models (default); thesis: the thesis's eleven; all")
+    p.add_argument("--backend", default=None, choices=["torch", "onnxruntime", "openvino"],
+                   help="inference runtime of the image models (default: onnxruntime on CPU when "
+                        "installed, torch on a GPU; env PINTEREST_MM_BACKEND)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="image-model precision (default fp32; bf16: OpenVINO only, features move)")
+    _add_runtime_options(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build)
 
@@ -417,9 +462,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("bench", help="fusion + metrics speed benchmark")
+    p = sub.add_parser("bench", help="fusion + metrics speed benchmark (`bench extract`: feature extraction)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
+    bench_sub = p.add_subparsers(dest="bench_what")
+    q = bench_sub.add_parser("extract", help="images/s of each inference runtime vs a naive loop")
+    q.add_argument("--model", default="effnet-lite0", help="an image model (default effnet-lite0)")
+    q.add_argument("--backend", default=None,
+                   help="comma-separated runtimes, e.g. onnxruntime,openvino:bf16 (default: all installed)")
+    q.add_argument("--images", type=Path, default=None, help="a folder of JPEG/PNG files (default: generated pins)")
+    q.add_argument("--n", type=_positive, default=128, help="images (default 128)")
+    q.add_argument("--repeats", type=_positive, default=3, help="repeats; medians are shown (default 3)")
+    q.add_argument("--batch-size", type=_positive, default=32)
+    _add_runtime_options(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="import and build the embedded demo (nothing rebuilt twice)")
     p.add_argument("--no-build", action="store_true", help="import only")

@@ -11,7 +11,7 @@ from pinterest_mm import build as build_mod
 from pinterest_mm.build import BuildFailed, build
 from pinterest_mm.data.importer import import_manifest
 from pinterest_mm.models import UnknownModelError, load_predictor
-from pinterest_mm.models.image import _Pooled
+from pinterest_mm.models.image import GraphBackbone, _Pooled
 from pinterest_mm.store import Store
 
 MODELS = ["effnet-lite0", "glove-6b-50", "word2vec-train", "tfidf-lr", "minilm-l6"]
@@ -78,6 +78,7 @@ def test_second_build_recomputes_nothing_and_adds_only_new(built, monkeypatch):
 
     monkeypatch.setattr(build_mod, "fit_logreg_cv", forbidden)
     monkeypatch.setattr(_Pooled, "__call__", forbidden)
+    monkeypatch.setattr(GraphBackbone, "__call__", forbidden)
     results = build(store, "tiny", MODELS, progress=False, options=OPTIONS)
     assert [r["status"] for r in results] == ["cached"] * len(MODELS)
     after = store.models("tiny").set_index("model")["built_at"]
@@ -110,16 +111,18 @@ def test_killed_build_resumes_to_identical_probabilities(built, tmp_path, tiny_m
     as the uninterrupted build (which also shows two builds are deterministic)."""
     ref, _ = built
     store = _new_store(tmp_path / "store", tiny_manifest)
-    real_call = _Pooled.__call__
     calls = {"n": 0}
 
-    def dying_forward(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 5:  # in the third chunk (2 batches of 16 per chunk of 32)
-            raise Killed()
-        return real_call(self, batch)
+    def dying(real_call):
+        def dying_forward(self, batch):
+            calls["n"] += 1
+            if calls["n"] == 5:  # in the third chunk (2 batches of 16 per chunk of 32)
+                raise Killed()
+            return real_call(self, batch)
+        return dying_forward
 
-    monkeypatch.setattr(_Pooled, "__call__", dying_forward)
+    for backbone in (_Pooled, GraphBackbone):  # torch, or an exported graph (the CPU default)
+        monkeypatch.setattr(backbone, "__call__", dying(backbone.__call__))
     with pytest.raises(Killed):
         build(store, "tiny", MODELS, progress=False, options=OPTIONS)
     part = store.features_path("tiny", "effnet-lite0").with_suffix(".partial")
@@ -147,7 +150,11 @@ def test_killed_build_resumes_to_identical_probabilities(built, tmp_path, tiny_m
     assert state["epochs_done"] == 1
 
     calls["n"] = 0
-    monkeypatch.setattr(_Pooled, "__call__", lambda self, b: (calls.__setitem__("n", calls["n"] + 1), real_call(self, b))[1])
+    def counting(real_call):
+        return lambda self, b: (calls.__setitem__("n", calls["n"] + 1), real_call(self, b))[1]
+
+    for backbone in (_Pooled, GraphBackbone):
+        monkeypatch.setattr(backbone, "__call__", counting(backbone.__call__))
     results = build(store, "tiny", MODELS, progress=False, options=OPTIONS)
     assert [r["status"] for r in results] == ["built"] * len(MODELS)
     n_pins = len(store.pins("tiny"))

@@ -78,7 +78,7 @@ def test_thesis_timm_architectures_build_without_network():
     for spec in list_models():
         if spec.options.get("backend") != "timm":
             continue
-        model = spec.create(pretrained=False)
+        model = spec.create(pretrained=False, runtime="torch")  # exports: tests/test_runtimes.py
         bb = model.backbone("cpu")
         out = bb(np.zeros((1, 64, 64, 3), dtype=np.uint8))
         assert out.shape == (1, spec.dim), spec.name

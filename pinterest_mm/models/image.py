@@ -11,6 +11,11 @@ network runs on the current one; features are written in chunks of ``chunk_rows`
 ``<model>.partial/`` and assembled into the final ``.npy`` with ``os.replace``. A killed run
 resumes from its finished chunks. An image that cannot be decoded gets a zero row and is
 counted (``n_corrupt_images``).
+
+Runtimes (:mod:`.runtimes`): the network runs in torch eager mode, or as an ONNX graph exported
+once from the same weights (kept in the model's checkpoint folder) in ONNX Runtime (the
+default on CPU) or OpenVINO. The runtime and its precision are part of the feature settings,
+so features of one runtime are never reused for another.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import importlib
 import json
 import os
 import shutil
+import tempfile
 import warnings
+import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,7 +46,14 @@ from .base import (
     pick_device,
     write_sidecar,
 )
-from .weights import WeightsUnavailable, download_allowed, hub_hint, local_weights, weights_env_var
+from .weights import (
+    WeightsUnavailable,
+    download_allowed,
+    hub_hint,
+    local_weights,
+    weights_env_var,
+    weights_identity,
+)
 
 EFFNET_LITE_MEAN = (127.0, 127.0, 127.0)  # in 0-255 units
 EFFNET_LITE_STD = (128.0, 128.0, 128.0)
@@ -169,10 +183,82 @@ class _Pooled:
 
         with torch.inference_mode():
             x = torch.from_numpy(batch_uint8).to(self.device).permute(0, 3, 1, 2).float()
-            x = (x - self._mean) / self._std
-            x = x.contiguous(memory_format=torch.channels_last)
-            feats = self._pool(self.net, x)
-            return feats.float().cpu().numpy()
+            return self._features(x)
+
+    def forward_nchw(self, batch: np.ndarray) -> np.ndarray:
+        """Return pooled features (n, dim) float32 of a (n, 3, H, W) float32 batch in 0-255 units.
+
+        The same function as an exported graph computes (the reference of the runtimes).
+        """
+        import torch
+
+        with torch.inference_mode():
+            return self._features(torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.device))
+
+    def _features(self, x):
+        import torch
+
+        x = (x - self._mean) / self._std
+        x = x.contiguous(memory_format=torch.channels_last)
+        return self._pool(self.net, x).float().cpu().numpy()
+
+    def exportable(self):
+        """A torch module ``(n, 3, H, W) float32 in 0-255 units -> (n, dim)`` on the CPU, to export."""
+        import torch
+
+        pooled = self
+
+        class Normalized(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = pooled.net
+                self.register_buffer("mean", pooled._mean.detach().cpu().clone())
+                self.register_buffer("std", pooled._std.detach().cpu().clone())
+
+            def forward(self, x):
+                return pooled._pool(self.net, (x - self.mean) / self.std)
+
+        return Normalized().eval().to(memory_format=torch.contiguous_format)
+
+
+class GraphBackbone:
+    """A backbone running as an exported graph in ONNX Runtime or OpenVINO (same interface as
+    the torch one: ``size``, ``dim``, ``device`` and a call on uint8 batches)."""
+
+    def __init__(self, forward, size: int, dim: int, runtime: str) -> None:
+        self.forward = forward
+        self.size = size
+        self.dim = dim
+        self.runtime = runtime
+        self.device = "cpu"
+
+    def to(self, device: str) -> "GraphBackbone":
+        """The runtime keeps its own device (ONNX Runtime picks CUDA itself when it has it)."""
+        return self
+
+    def __call__(self, batch_uint8: np.ndarray) -> np.ndarray:
+        """Return pooled features (n, dim) float32 of a (n, H, W, 3) uint8 batch."""
+        x = np.ascontiguousarray(np.asarray(batch_uint8).transpose(0, 3, 1, 2), dtype=np.float32)
+        return np.asarray(self.forward(x), dtype=np.float32)
+
+
+def _effnet_lite_pool(net, x):
+    return net.extract_features(x).mean(dim=(2, 3))
+
+
+def _timm_pool(net, x):
+    return net(x)
+
+
+def weights_source(options: dict, name: str = "") -> Path | None:
+    """The weights file a backbone loads (local file, packaged file or hub cache), or None."""
+    path = local_weights(name, options)
+    if path is not None:
+        return path
+    if options["backend"] == "effnet_lite":
+        return effnet_lite_weights_file(int(options["variant"]))
+    cached = _timm_hub_file(options["timm_name"]) if options["backend"] == "timm" else None
+    return Path(cached) if cached else None
 
 
 def build_backbone(options: dict, *, pretrained: bool = True, name: str = "") -> _Pooled:
@@ -206,8 +292,7 @@ def build_backbone(options: dict, *, pretrained: bool = True, name: str = "") ->
             if missing or unexpected:
                 raise RuntimeError(f"EfficientNet-Lite{variant} weights do not fit: {missing or unexpected}")
         net = net.to(memory_format=torch.channels_last)
-        return _Pooled(net, EFFNET_LITE_MEAN, EFFNET_LITE_STD, size, 1280,
-                       lambda m, x: m.extract_features(x).mean(dim=(2, 3)))
+        return _Pooled(net, EFFNET_LITE_MEAN, EFFNET_LITE_STD, size, 1280, _effnet_lite_pool)
     if options["backend"] == "timm":
         import timm
 
@@ -235,7 +320,7 @@ def build_backbone(options: dict, *, pretrained: bool = True, name: str = "") ->
         mean = tuple(255.0 * m for m in cfg.get("mean", (0.485, 0.456, 0.406)))
         std = tuple(255.0 * s for s in cfg.get("std", (0.229, 0.224, 0.225)))
         net = net.to(memory_format=torch.channels_last)
-        return _Pooled(net, mean, std, size, int(net.num_features), lambda m, x: m(x))
+        return _Pooled(net, mean, std, size, int(net.num_features), _timm_pool)
     raise ValueError(f"unknown image backend {options['backend']!r}")
 
 
@@ -248,34 +333,115 @@ class ImageFeatureModel:
         pretrained: Load pretrained weights (False: random init, for tests).
         batch_size: Images per forward pass.
         chunk_rows: Rows per resumable chunk file.
-        workers: Decoding threads.
+        workers: Decoding threads (None: :func:`.runtimes.default_workers`).
+        runtime: ``torch``, ``onnxruntime`` or ``openvino`` (None: ``$PINTEREST_MM_BACKEND``
+            or the measured default, :func:`.runtimes.default_backend`).
+        precision: ``fp32`` (default) or ``bf16`` (OpenVINO only).
+        threads: Intra-op threads of the network (None: :func:`.runtimes.default_threads`).
         **options: Registry options (backend, image_size, ...) and ``weights_path``.
     """
 
     def __init__(self, spec, *, pretrained: bool = True, batch_size: int = 32,
-                 chunk_rows: int = 256, workers: int | None = None, **options) -> None:
+                 chunk_rows: int = 256, workers: int | None = None, runtime: str | None = None,
+                 precision: str = "fp32", threads: int | None = None, **options) -> None:
+        from .runtimes import default_workers
+
         self.spec = spec
         self.options = options
         self.pretrained = pretrained
         self.batch_size = batch_size
         self.chunk_rows = chunk_rows
-        self.workers = workers if workers is not None else min(4, max(1, cpu_count() // 2))
-        self._backbone: _Pooled | None = None
+        self.workers = workers if workers is not None else default_workers(cpu_count())
+        self.runtime = runtime
+        self.precision = precision
+        self.threads = threads
+        self.device: str | None = None
+        self.graph_dir: Path | None = None  # where the exported graph is kept (checkpoints)
+        self._backbone = None
+        self._torch: _Pooled | None = None
+
+    def resolved_runtime(self) -> str:
+        """The runtime this model runs in here (see :func:`.runtimes.resolve_backend`)."""
+        from .runtimes import resolve_backend
+
+        return resolve_backend(self.runtime, pick_device(self.device), self.precision)
 
     def config(self) -> dict:
         """Settings that decide the features (part of the fingerprints)."""
         keep = {k: v for k, v in self.options.items() if k not in {"weights_module", "weights_path"}}
         # exif_transpose: images are turned upright by their EXIF tag (features cached before differ)
-        return {**keep, "pretrained": self.pretrained, "pooling": "global_avg", "exif_transpose": True}
+        # runtime + precision: each runtime's features are its own, never mixed with another's
+        return {**keep, "pretrained": self.pretrained, "pooling": "global_avg", "exif_transpose": True,
+                "runtime": self.resolved_runtime(), "precision": self.precision}
 
-    def backbone(self, device: str | None = None) -> _Pooled:
-        """Return the (lazily built) backbone on ``device``."""
-        if self._backbone is None:
-            self._backbone = build_backbone(self.options, pretrained=self.pretrained, name=self.spec.name)
+    def torch_backbone(self, device: str | None = None) -> _Pooled:
+        """Return the (lazily built) torch backbone on ``device`` (the reference runtime)."""
+        if self._torch is None:
+            self._torch = build_backbone(self.options, pretrained=self.pretrained, name=self.spec.name)
         dev = pick_device(device)
-        if self._backbone.device != dev:
-            self._backbone.to(dev)
+        if self._torch.device != dev:
+            self._torch.to(dev)
+        return self._torch
+
+    def backbone(self, device: str | None = None):
+        """Return the (lazily built) backbone in the chosen runtime.
+
+        torch: the network on ``device``. ONNX Runtime / OpenVINO: the graph kept in
+        :attr:`graph_dir` (exported there first when missing, damaged or from other weights).
+        """
+        if device is not None:
+            self.device = device
+        runtime = self.resolved_runtime()
+        threads = self._threads(runtime)
+        if runtime == "torch":
+            bb = self.torch_backbone(device)
+            import torch
+
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            self._backbone = bb
+            return bb
+        if isinstance(self._backbone, GraphBackbone) and self._backbone.runtime == runtime:
+            return self._backbone
+        self._backbone = self._graph_backbone(runtime, threads)
         return self._backbone
+
+    def _threads(self, runtime: str) -> int:
+        from .runtimes import default_threads
+
+        return self.threads or default_threads(runtime, cpu_count())
+
+    def graph_identity(self) -> dict | None:
+        """What the exported graph is made from, or None when it must not be reused (random init)."""
+        from .runtimes import EXPORT_VERSION, OPSET
+
+        if not self.pretrained:
+            return None
+        source = weights_source(self.options, self.spec.name)
+        if source is None:
+            return None
+        keep = {k: v for k, v in self.options.items() if k not in {"weights_module", "weights_path"}}
+        return {"model": self.spec.name, "options": keep, "weights": weights_identity(source),
+                "export": EXPORT_VERSION, "opset": OPSET}
+
+    def _graph_backbone(self, runtime: str, threads: int) -> GraphBackbone:
+        from .runtimes import ensure_graph
+
+        if self.graph_dir is None:  # featurize outside a store: a private folder, removed with us
+            tmp = tempfile.mkdtemp(prefix="pmm-graph-")
+            weakref.finalize(self, shutil.rmtree, tmp, True)
+            self.graph_dir = Path(tmp)
+        identity = self.graph_identity()
+        size = int(self.options["image_size"])
+        path = Path(self.graph_dir) / f"backbone.{runtime}.onnx"
+        example = np.random.default_rng(0).uniform(0, 255, (2, 3, size, size)).astype(np.float32)
+        forward = ensure_graph(
+            path, identity, lambda: self.torch_backbone("cpu").exportable(), example,
+            lambda x: self.torch_backbone("cpu").forward_nchw(x),
+            backend=runtime, threads=threads, precision=self.precision,
+        )
+        dim = int(forward(example[:1]).shape[1])
+        return GraphBackbone(forward, size, dim, runtime)
 
     # -- build
     def compute_features(self, ctx: BuildContext) -> np.ndarray:
@@ -286,6 +452,7 @@ class ImageFeatureModel:
             return cached[0]
         paths = [str(p) for p in ctx.pins["image"].tolist()]
         check_images_present(paths)
+        self.graph_dir = Path(ctx.checkpoints)
         stats = extract_to_file(
             paths, self, ctx.features_path, ctx.feature_fingerprint,
             device=ctx.device, progress=ctx.progress, desc=f"{self.spec.name}: features",
@@ -306,10 +473,31 @@ class ImageFeatureModel:
         return bb(arr)
 
     def save_state(self, folder: Path) -> None:
-        """Nothing to save: the weights come from a package or the hub cache."""
+        """Record the runtime the features were made with (the weights come from a package or
+        the hub cache; an exported graph is already in ``folder``)."""
+        record = {"runtime": self.resolved_runtime(), "precision": self.precision}
+        tmp = Path(folder) / "runtime.json.tmp"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, Path(folder) / "runtime.json")
 
     def load_state(self, folder: Path) -> None:
-        """Nothing to load (see :meth:`save_state`)."""
+        """Predict with the runtime of the build and its exported graph in ``folder``.
+
+        Predictions run one intra-op thread unless ``$PINTEREST_MM_THREADS`` says otherwise
+        (see :mod:`.predictor`). A build of an older version (no record) keeps the default
+        runtime.
+        """
+        from .runtimes import ENV_THREADS, env_int
+
+        self.graph_dir = Path(folder)
+        try:
+            record = json.loads((Path(folder) / "runtime.json").read_text())
+        except (OSError, ValueError):
+            record = {}
+        if self.runtime is None and record.get("runtime"):
+            self.runtime = record["runtime"]
+        self.precision = record.get("precision", self.precision)
+        self.threads = env_int(ENV_THREADS) or 1
 
 
 def check_images_present(paths: list[str]) -> None:
