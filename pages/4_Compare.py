@@ -35,7 +35,7 @@ if table.empty:
     st.stop()
 
 best_acc = float(data.topk_curves(ds, ver, split)[best][0])
-st.plotly_chart(charts.method_bars(table, f"Fusion methods, settings chosen on validation (Fig. 4.4)",
+st.plotly_chart(charts.method_bars(table, "Fusion methods, settings chosen on validation (Fig. 4.4)",
                                    ref=out.models[best].test_accuracy), key="methods")
 st.subheader(f"Significance vs the best single model ({md_text(best)}) on {split}")
 st.caption(f"The best single model is the built model with the best validation accuracy "

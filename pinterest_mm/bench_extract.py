@@ -123,7 +123,7 @@ def run_extract_bench(config: ExtractBenchConfig = ExtractBenchConfig()) -> dict
     from .models.base import cpu_count
     from .models.image import prefetch_batches
     from .models.registry import get_model
-    from .models.runtimes import BACKENDS, default_backend, default_threads, installed, resolve_backend
+    from .models.runtimes import BACKENDS, default_backend, installed, resolve_backend
 
     spec = get_model(config.model)
     if spec.modality != "image" or spec.kind != "features":

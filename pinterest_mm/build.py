@@ -214,7 +214,8 @@ def build(
         n_classes = len(store.classes(dataset))
         return _build_all(store, dataset, specs, info=info, version=version, pins=pins, rows=rows,
                           labels=labels, n_classes=n_classes, device=pick_device(device),
-                          progress=progress, options=options, logreg=logreg, force=force, seed=seed)
+                          progress=progress, options=options, runtime=runtime, logreg=logreg, force=force,
+                          seed=seed)
 
 
 def _check_unchanged(store: Store, dataset: str, version: str, cause: BaseException | None = None) -> None:
@@ -232,7 +233,7 @@ def _check_unchanged(store: Store, dataset: str, version: str, cause: BaseExcept
 
 
 def _build_all(store: Store, dataset: str, specs: list[ModelSpec], *, version: str,
-               options: dict[str, dict], progress: bool, **common) -> list[dict]:
+               options: dict[str, dict], progress: bool, runtime=None, **common) -> list[dict]:
     results = []
     for spec in specs:
         _check_unchanged(store, dataset, version)

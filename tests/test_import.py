@@ -23,21 +23,13 @@ from pinterest_mm.data.importer import ImportFailed, import_manifest
 from pinterest_mm.data.manifest import ManifestError, read_manifest
 from pinterest_mm.data.split import draw_per_class, stratified_split
 from pinterest_mm.store import Store, StoreError
+from manifest_copy import copy_tiny, edit
 
 
 @pytest.fixture
 def tiny_copy(tmp_path, tiny_manifest) -> Path:
-    """A private, editable copy of the tiny dataset; returns its manifest."""
-    folder = tmp_path / "data"
-    shutil.copytree(tiny_manifest.parent, folder)
-    return folder / "manifest.csv"
-
-
-def edit(manifest: Path, fn) -> Path:
-    df = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    fn(df)
-    df.to_csv(manifest, index=False)
-    return manifest
+    """A private, editable copy of the tiny dataset; its manifest."""
+    return copy_tiny(tmp_path, tiny_manifest)
 
 
 def status_of(store: Store, pin_id: str) -> str:

@@ -11,9 +11,7 @@ address-space limit), so a regression fails instead of stalling the suite.
 from __future__ import annotations
 
 import gzip
-import io
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,7 +24,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from conftest import TINY_CONFIG
 from pinterest_mm.cli import main as cli_main
@@ -38,6 +35,8 @@ from pinterest_mm.data.manifest import ManifestError, read_manifest
 from pinterest_mm.data.printable import printable
 from pinterest_mm.store import Store
 
+from manifest_copy import copy_tiny, edit
+
 from .conftest import REPO, run_cli
 
 CHILD_TIMEOUT = 240  # seconds: a hang fails the test instead of stalling the suite
@@ -45,17 +44,8 @@ CHILD_TIMEOUT = 240  # seconds: a hang fails the test instead of stalling the su
 
 @pytest.fixture
 def data(tmp_path, tiny_manifest) -> Path:
-    """A private, editable copy of the tiny dataset (6 classes x 24 pins); its manifest."""
-    folder = tmp_path / "data"
-    shutil.copytree(tiny_manifest.parent, folder)
-    return folder / "manifest.csv"
-
-
-def edit(manifest: Path, fn) -> Path:
-    df = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    fn(df)
-    df.to_csv(manifest, index=False)
-    return manifest
+    """A private, editable copy of the tiny dataset; its manifest."""
+    return copy_tiny(tmp_path, tiny_manifest)
 
 
 def point_pin_at(manifest: Path, pin_id: str, image: str) -> None:
