@@ -134,7 +134,7 @@ def load_embed_data(store: Store, dataset: str, image_model: str = "effnet-lite0
         raise EmbedInputError(f"The joint space needs the cached image features of {image_model!r} on "
                               f"{dataset!r}: run `pinterest-mm build {dataset} --models {image_model}` first.")
     pins = store.pins(dataset).reset_index(drop=True)
-    image = np.asarray(np.load(path, mmap_mode="r"), np.float32)
+    image = np.array(np.load(path, mmap_mode="r"), np.float32)  # a writable copy
     if image.ndim != 2 or len(image) != len(pins):
         raise EmbedInputError(f"The cached features of {image_model!r} do not match the pins of {dataset!r}; "
                               f"rebuild them with `pinterest-mm build {dataset} --models {image_model}`.")
