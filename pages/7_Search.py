@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from pinterest_mm.embed.space import run_inference
 from pinterest_mm.ui import data, predict, widgets
 
 THUMBS = 6
@@ -121,7 +122,8 @@ with tab_search:
         if u.image is None:
             st.warning(u.message)
         else:
-            feats = image_encoder(sp.config["image_model"]).featurize(images=[u.image])
+            enc = image_encoder(sp.config["image_model"])
+            feats = run_inference(lambda: enc.featurize(images=[u.image]))
             parts.append(sp.embed_image_features(feats)[0])
             used.append("image")
     if parts:

@@ -191,10 +191,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from .embed.report import SWEEP, embed_report, format_report
     from .embed.train import EmbedConfig
 
+    splits = ("val", "test") if args.interest_labels == "held-out" else ("train", "val", "test")
     base = replace(EmbedConfig(), image_model=args.image_model, word_model=args.word_model,
                    **({"epochs": args.epochs} if args.epochs is not None else {}))
     rep = embed_report(_store(), args.name, settings=args.lambdas or SWEEP, base=base,
-                       interests=InterestConfig(threshold=args.threshold), progress=not args.quiet)
+                       interests=InterestConfig(threshold=args.threshold, label_splits=splits),
+                       progress=not args.quiet)
     print(json.dumps(rep.to_dict(), indent=2) if args.json else format_report(rep))
     return 0
 
@@ -268,7 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--word-model", default="glove-6b-50", help="glove-6b-50, word2vec-train or fasttext-train")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
     p.add_argument("--threshold", type=float, default=0.2,
-                   help="a user is interested in a category holding at least this share of their held-out saves")
+                   help="a user is interested in a category holding at least this share of their saves")
+    p.add_argument("--interest-labels", choices=["held-out", "all"], default="held-out",
+                   help="whose saves define the interest labels: val+test pins (default; the user "
+                        "vectors never saw them) or all pins (as seed 001)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=cmd_embed)

@@ -9,6 +9,7 @@ Exact search: one matrix product of unit vectors (cosine) and a partial sort
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -84,13 +85,22 @@ class SearchContext:
         t.insert(0, "similarity", np.round(scores, 3))
         return t.reset_index(drop=True)
 
+    @cached_property
+    def user_summary(self) -> pd.DataFrame:
+        """Per user id: saves (count) and top_categories (the 3 largest shares), computed once."""
+        s = self.saves.assign(category=self.pins["category"].astype(str).to_numpy()[self.saves["row"].to_numpy()])
+        counts = s.groupby(["user_id", "category"]).size().rename("n").reset_index()
+        counts = counts.sort_values(["user_id", "n", "category"], ascending=[True, False, True], kind="stable")
+        top = counts.groupby("user_id")["category"].apply(lambda c: ", ".join(c.head(3)))
+        return pd.DataFrame({"saves": s.groupby("user_id").size(), "top_categories": top})
+
     def users_table(self, idx: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         """Rows of users with their similarity, saves and top categories."""
         ids = [self.space.user_ids[i] for i in idx]
-        n = self.saves.groupby("user_id").size()
+        summ = self.user_summary.reindex(ids)
         return pd.DataFrame({"user_id": ids, "similarity": np.round(scores, 3),
-                             "saves": [int(n.get(u, 0)) for u in ids],
-                             "top_categories": [", ".join(self.profile(u).head(3).index) for u in ids]})
+                             "saves": summ["saves"].fillna(0).astype(int).to_numpy(),
+                             "top_categories": summ["top_categories"].fillna("").to_numpy()})
 
     def search(self, query: np.ndarray, k: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
         """A query vector (D,) -> (nearest pins, nearest users)."""
@@ -99,11 +109,16 @@ class SearchContext:
         ui, us = nearest(self.user_vecs, q, k) if self.has_users else (np.zeros(0, int), np.zeros(0))
         return self.pins_table(pi, ps), self.users_table(ui, us)
 
+    @cached_property
+    def _rows_of_user(self) -> dict:
+        return {u: g.to_numpy() for u, g in self.saves.groupby("user_id")["row"]}
+
     def profile(self, user_id: str) -> pd.Series:
-        """A user's share of saves per category (largest first, non-zero only)."""
-        rows = self.saves.loc[self.saves["user_id"] == user_id, "row"].to_numpy()
-        cats = self.pins["category"].to_numpy()[rows]
-        return pd.Series(cats).value_counts(normalize=True).rename("share")
+        """A user's share of saves per category (largest first, ties by name; non-zero only)."""
+        rows = self._rows_of_user.get(user_id, np.zeros(0, np.int64))
+        cats = pd.Series(self.pins["category"].astype(str).to_numpy()[rows])
+        vc = cats.value_counts(normalize=True).rename("share")
+        return vc.iloc[np.lexsort((vc.index.to_numpy(), -vc.to_numpy()))]
 
     def user_view(self, user_id: str, k: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(pins nearest the user, with ``own_save`` marked; the user's nearest users)."""
@@ -111,7 +126,7 @@ class SearchContext:
         q = self.user_vecs[u]
         pi, ps = nearest(self.pin_vecs, q, k)
         pins = self.pins_table(pi, ps)
-        own = set(self.saves.loc[self.saves["user_id"] == user_id, "pin_id"])
+        own = set(self.pins["pin_id"].to_numpy()[self._rows_of_user.get(user_id, [])])
         pins.insert(1, "own_save", pins["pin_id"].isin(own))
         ui, us = nearest(self.user_vecs, q, k, exclude=np.array([u]))
         return pins, self.users_table(ui, us)
