@@ -11,6 +11,7 @@ categories (macro) and the F1 of all pooled predictions (micro).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,7 @@ def interest_f1(X: np.ndarray, Y: np.ndarray, cfg: InterestConfig = InterestConf
         ``macro_f1`` (mean over scored categories), ``micro_f1`` (pooled), ``n_categories``
         scored, ``per_category`` (index -> F1).
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -82,7 +84,9 @@ def interest_f1(X: np.ndarray, Y: np.ndarray, cfg: InterestConfig = InterestConf
             continue
         clf = make_pipeline(StandardScaler(), LinearSVC(C=cfg.C, max_iter=10_000))
         cv = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-        p = cross_val_predict(clf, X, y, cv=cv)
+        with warnings.catch_warnings():  # liblinear's "failed to converge" on tiny folds: noise here
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            p = cross_val_predict(clf, X, y, cv=cv)
         t = int(((p == 1) & (y == 1)).sum())
         f, n = int(((p == 1) & (y == 0)).sum()), int(((p == 0) & (y == 1)).sum())
         per[c] = 2 * t / max(2 * t + f + n, 1)
