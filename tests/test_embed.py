@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from embed_fixtures import synthetic_data  # noqa: E402
 
-from pinterest_mm.embed.interests import InterestConfig, interest_labels, interest_table, user_clusters  # noqa: E402
+from pinterest_mm.embed.interests import InterestConfig, interest_labels, user_clusters  # noqa: E402
 from pinterest_mm.embed.model import Batch, mixture_loss, pair_loss  # noqa: E402
 from pinterest_mm.embed.report import embed_report, format_report  # noqa: E402
 from pinterest_mm.embed.retrieval import retrieve, score_ranks, true_ranks  # noqa: E402

@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from app_fixtures import DATASET, REAL_DATASET, shared_cache
 
