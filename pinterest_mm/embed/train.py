@@ -247,9 +247,20 @@ def train(store: Store, dataset: str, cfg: EmbedConfig = EmbedConfig(), *, data:
     """
     import torch
 
-    from ..models.base import configure_torch_threads
+    # One torch thread: these small matrices gain nothing from more, and on busy shared cores
+    # two threads made an epoch 8 times slower (synthetic 2,000 pins: 10.1 s vs 1.2 s for 2 epochs).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(store, dataset, cfg, data=data, progress=progress, force=force, stop_after=stop_after)
+    finally:
+        torch.set_num_threads(threads)
 
-    configure_torch_threads()
+
+def _train(store: Store, dataset: str, cfg: EmbedConfig, *, data: EmbedData | None, progress: bool,
+           force: bool, stop_after: int | None) -> TrainResult:
+    import torch
+
     data = data if data is not None else load_embed_data(store, dataset, cfg.image_model, cfg.word_model, cfg.max_words)
     folder = store.checkpoints_dir(dataset, cfg.tag)
     fp = fingerprint_of({"config": asdict(cfg), "data": data.fingerprint, "v": EMBED_VERSION})
