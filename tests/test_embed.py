@@ -242,3 +242,17 @@ def test_search_context_user_view(tmp_path):
     assert "own_save" in pins and pins["own_save"].any()
     assert data.users[0] not in users["user_id"].tolist()
     assert available_spaces(Store(tmp_path), "synth") == [FAST.tag]
+
+
+# ----------------------------------------------------------------------------- the command line
+def test_cli_embed_messages(tmp_path, monkeypatch, capsys):
+    from pinterest_mm.cli import main
+
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tmp_path))
+    assert main(["embed", "nothing-here"]) == 2
+    assert "No dataset named 'nothing-here'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["embed", "x", "--lambdas", "a,b"])
+    assert exc.value.code == 2 and "give two numbers" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="l1 \\+ l2 <= 1"):
+        EmbedConfig(lambdas=(0.9, 0.5))
