@@ -18,6 +18,7 @@ PAGES = [  # (file, what it shows)
     ("pages/4_Compare.py", "every fusion method side by side, significance, agreement, calibration, the thesis's claims"),
     ("pages/5_Users.py", "each user's true vs predicted interest profile, best and worst predicted users"),
     ("pages/6_Predict.py", "drop in a pin image and/or a description: each model's vote and the fused prediction"),
+    ("pages/7_Search.py", "users, images and texts in one space: search by text or image, a user's nearest pins, a map"),
 ]
 
 pg = widgets.page("pinterest-mm lab", need_models=False, split_choice=False)

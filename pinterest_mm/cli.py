@@ -368,6 +368,31 @@ def cmd_prepare_hm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lambdas(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lambdas {text!r}: give two numbers a,b (e.g. 0.33,0.33)") from None
+    return a, b
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .embed.interests import InterestConfig
+    from .embed.report import SWEEP, embed_report, format_report
+    from .embed.train import EmbedConfig
+
+    splits = ("val", "test") if args.interest_labels == "held-out" else ("train", "val", "test")
+    base = replace(EmbedConfig(), image_model=args.image_model, word_model=args.word_model,
+                   **({"epochs": args.epochs} if args.epochs is not None else {}))
+    rep = embed_report(_store(), args.name, settings=args.lambdas or SWEEP, base=base,
+                       interests=InterestConfig(threshold=args.threshold, label_splits=splits),
+                       progress=not args.quiet)
+    print(json.dumps(rep.to_dict(), indent=2) if args.json else format_report(rep))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``pinterest-mm``."""
     parser = argparse.ArgumentParser(
@@ -488,6 +513,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="hm-section", choices=["hm-section", "hm-25"])
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_prepare_hm)
+
+    p = sub.add_parser("embed", help="users, images and texts in one space: retrieval, interests, clusters")
+    p.add_argument("name")
+    p.add_argument("--lambdas", type=_lambdas, action="append", default=None, metavar="L1,L2",
+                   help="text-user and image-text weights (image-user: 1 - L1 - L2); repeatable; "
+                        "default: the 8 settings of seed 001's Table 2")
+    p.add_argument("--image-model", default="effnet-lite0", help="built image model whose features are used")
+    p.add_argument("--word-model", default="glove-6b-50", help="glove-6b-50, word2vec-train or fasttext-train")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+    p.add_argument("--threshold", type=float, default=0.2,
+                   help="a user is interested in a category holding at least this share of their saves")
+    p.add_argument("--interest-labels", choices=["held-out", "all"], default="held-out",
+                   help="whose saves define the interest labels: val+test pins (default; the user "
+                        "vectors never saw them) or all pins (as seed 001)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=cmd_embed)
     return parser
 
 

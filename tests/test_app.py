@@ -32,6 +32,7 @@ PAGES = {
     "compare": "pages/4_Compare.py",
     "users": "pages/5_Users.py",
     "predict": "pages/6_Predict.py",
+    "search": "pages/7_Search.py",
 }
 
 

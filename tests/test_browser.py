@@ -157,3 +157,34 @@ def test_every_page_slider_and_upload(server, browser, shots, tmp_path):
     _no_exception(page)
     shots(page, "6_predict_upload")
     ctx.close()
+
+
+def test_search_page(server, browser, shots, tmp_path_factory):
+    """Search a joint space trained on tiny-real: text query -> pins and users; the map draws."""
+    url, has_real = server
+    if not has_real:
+        pytest.skip("real models cannot be built here: no joint space to search")
+    from app_fixtures import shared_cache
+    from pinterest_mm.embed.train import EmbedConfig, train
+    from pinterest_mm.store import Store
+
+    root, _ = shared_cache(tmp_path_factory)
+    train(Store(root), REAL_DATASET, EmbedConfig(dim=32, filters=(16, 8, 8), batch_size=64, epochs=3, lr=5e-3))
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = ctx.new_page()
+    page.goto(f"{url}/Search?dataset={REAL_DATASET}")
+    page.get_by_role("heading", level=1).first.wait_for(timeout=60_000)
+    _settle(page)
+    _no_exception(page)
+    page.get_by_label("Text").fill("tulip seeds in the garden soil")
+    page.keyboard.press("Enter")
+    page.get_by_text("Nearest users").first.wait_for(timeout=60_000)
+    _settle(page)
+    _no_exception(page)
+    assert "Nearest pins" in page.inner_text("body")
+    shots(page, "7_search_text")
+    page.get_by_role("tab", name="Map").click()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    _no_exception(page)
+    shots(page, "7_search_map")
+    ctx.close()

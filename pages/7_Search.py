@@ -1,0 +1,178 @@
+"""Search: users, images and texts in one space (seed 001). Type a text or drop an image to
+find the nearest pins and users; pick a user to see the pins closest to them, their nearest
+users and their interests; a 2-D map of pins and users.
+
+Every name from the data (categories, user ids, descriptions) is shown as text
+(``st.text``/``st.dataframe``) or HTML-escaped inside plotly, never as Markdown.
+"""
+
+import html
+import time
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from pinterest_mm.embed.space import run_inference
+from pinterest_mm.ui import data, predict, widgets
+
+THUMBS = 6
+
+
+def esc(value) -> str:
+    """Plain text for plotly's HTML-ish labels: <, > and & as entities (local stand-in for the
+    shared helpers of ``pinterest_mm/ui/text.py``)."""
+    return html.escape(str(value), quote=False)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the joint space ...")
+def context(dataset: str, ver: str, tag: str, stamp: int):
+    from pinterest_mm.embed.search import load_context
+
+    return load_context(data.get_store(), dataset, tag)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the image model ...")
+def image_encoder(image_model: str):
+    from pinterest_mm.embed.search import image_encoder as make
+
+    enc = make(image_model)
+    data.freeze_long_lived()
+    return enc
+
+
+@st.cache_data(max_entries=8, show_spinner="Drawing the map ...")
+def pin_map(dataset: str, ver: str, tag: str, stamp: int) -> pd.DataFrame:
+    from pinterest_mm.embed.search import map_2d
+
+    return map_2d(context(dataset, ver, tag, stamp))
+
+
+def spaces(dataset: str) -> list[tuple[str, int]]:
+    from pinterest_mm.embed.search import available_spaces, spaces_dir
+
+    folder = spaces_dir(data.get_store(), dataset)
+    return [(t, (folder / t / "space.json").stat().st_mtime_ns) for t in available_spaces(data.get_store(), dataset)]
+
+
+def thumbs(table: pd.DataFrame, n: int = THUMBS, mark: str | None = None) -> None:
+    cols = st.columns(n)
+    for col, (_, row) in zip(cols, table.head(n).iterrows()):
+        with col:
+            img = data.thumbnail(str(row["image"]))
+            if img is not None:
+                st.image(img, width="stretch")
+            st.text(f"{row['category']}\n{row['similarity']:.3f}" + (f"\n{mark}" if mark and row.get("own_save") else ""))
+
+
+def pins_frame(table: pd.DataFrame) -> None:
+    st.dataframe(table.drop(columns=["image"]), hide_index=True, width="stretch",
+                 column_config={"description": st.column_config.TextColumn(width="large")})
+
+
+pg = widgets.page("Search", need_models=False, split_choice=False)
+ds, ver = pg.dataset, pg.ver
+avail = spaces(ds)
+if not avail:
+    st.info(f"No joint space has been trained for this dataset yet. It needs the image features of "
+            f"a built image model (default effnet-lite0); then train the spaces from the command line:")
+    st.code(f"pinterest-mm build {ds} --models effnet-lite0,glove-6b-50\npinterest-mm embed {ds}", language="bash")
+    st.stop()
+tags = [t for t, _ in avail]
+default = "embed-0.1-0.45" if "embed-0.1-0.45" in tags else ("embed-0.33-0.33" if "embed-0.33-0.33" in tags else tags[0])
+with st.sidebar:
+    tag = st.selectbox("Joint space", tags, index=tags.index(default),
+                       help="embed-L1-L2: trained with lambda1 (text-user) = L1, lambda2 (image-text) = L2, "
+                            "image-user 1 - L1 - L2 (seed 001, eq. 1)")
+stamp = dict(avail)[tag]
+try:
+    ctx = context(ds, ver, tag, stamp)
+except FileNotFoundError as exc:
+    st.warning(data.safe_error(exc))
+    st.stop()
+sp = ctx.space
+w = sp.meta.get("weights", [])
+st.caption(f"Space {tag}: D = {sp.dim}, lambdas {tuple(w)}, {len(sp.pin_ids):,} pins, {len(sp.user_ids):,} users; "
+           f"epoch {sp.meta.get('best_epoch')} chosen on validation.")
+if not ctx.has_users:
+    st.info("This dataset has no users (no saves with a user_id), so only image<->text search is shown; "
+            "the nearest users, the user view and users on the map are hidden.")
+
+tab_search, tab_user, tab_map = st.tabs(["Search", "A user", "Map"])
+
+with tab_search:
+    c1, c2 = st.columns(2)
+    with c1:
+        query = st.text_input("Text", key="search_text", max_chars=predict.MAX_TEXT_CHARS,
+                              placeholder="e.g. summer dress with flowers")
+    with c2:
+        up = st.file_uploader("or an image (PNG, JPEG or WebP)", type=["png", "jpg", "jpeg", "webp"],
+                              key="search_image", max_upload_size=20)
+    parts, used = [], []
+    if query.strip():
+        v = sp.embed_texts([query])[0]
+        if np.any(v):
+            parts.append(v)
+            used.append("text")
+        else:
+            st.warning("None of the words of this text is known to the space's word vectors; try other words.")
+    if up is not None:
+        u = predict.read_image(up.getvalue())
+        if u.image is None:
+            st.warning(u.message)
+        else:
+            enc = image_encoder(sp.config["image_model"])
+            feats = run_inference(lambda: enc.featurize(images=[u.image]))
+            parts.append(sp.embed_image_features(feats)[0])
+            used.append("image")
+    if parts:
+        t0 = time.perf_counter()
+        pins, users = ctx.search(np.sum(parts, axis=0), k=12)
+        ms = (time.perf_counter() - t0) * 1000
+        st.caption(f"Nearest to the {' + '.join(used)} · search {ms:.0f} ms over {len(sp.pin_ids):,} pins")
+        st.subheader("Nearest pins")
+        thumbs(pins)
+        pins_frame(pins)
+        if ctx.has_users:
+            st.subheader("Nearest users")
+            st.dataframe(users, hide_index=True, width="stretch")
+    else:
+        st.caption("Type a text or drop an image to search the space.")
+
+with tab_user:
+    if not ctx.has_users:
+        st.caption("No users in this dataset.")
+    else:
+        n_saves = ctx.saves.groupby("user_id").size()
+        order = sorted(sp.user_ids, key=lambda x: (-int(n_saves.get(x, 0)), x))
+        user = st.selectbox("User", order, key="search_user",
+                            format_func=lambda x: f"{x} ({int(n_saves.get(x, 0))} saves)")
+        pins, near = ctx.user_view(user, k=12)
+        c1, c2 = st.columns([2, 1])
+        with c1:
+            st.subheader("Pins closest to this user")
+            st.caption("own save: the user saved this pin (any split)")
+            thumbs(pins, mark="own save")
+            pins_frame(pins)
+        with c2:
+            st.subheader("Interest profile")
+            prof = ctx.profile(user)
+            st.dataframe(prof.rename_axis("category").reset_index(), hide_index=True, width="stretch",
+                         column_config={"share": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1)})
+            st.subheader("Nearest users")
+            st.dataframe(near, hide_index=True, width="stretch")
+
+with tab_map:
+    m = pin_map(ds, ver, tag, stamp)
+    shown = m.assign(category=m["category"].map(esc), name=m["name"].map(esc), text=m["text"].map(esc))
+    if not ctx.has_users:
+        shown = shown[shown["kind"] == "pin"]
+    fig = px.scatter(shown, x="x", y="y", color="category", symbol="kind", hover_name="name",
+                     hover_data={"text": True, "kind": True, "x": False, "y": False},
+                     symbol_map={"pin": "circle", "user": "diamond"}, opacity=0.75, height=620)
+    fig.update_traces(marker={"size": 6})
+    fig.update_layout(xaxis_title="PCA 1", yaxis_title="PCA 2", legend_title_text="category, kind")
+    st.plotly_chart(fig, width="stretch")
+    st.caption(f"PCA of {int((m['kind'] == 'pin').sum()):,} pins (a seeded sample when there are more than 3,000) "
+               f"and {int((m['kind'] == 'user').sum()):,} users; a user is coloured by their top category.")
