@@ -17,7 +17,7 @@ from pinterest_mm.models.registry import hub_hint, weights_env_var
 from pinterest_mm.outputs import FAMILIES as OUTPUT_FAMILIES
 
 OFFLINE = ["effnet-lite0", "effnet-lite1", "effnet-lite2", "glove-6b-50", "word2vec-train",
-           "fasttext-train", "minilm-l6", "tfidf-lr"]
+           "fasttext-train", "minilm-l6", "tfidf-lr", "tfidf-svm", "e5-small"]
 THESIS = ["convnext-tiny", "convnext-small", "convnext-base", "effnetv2-b1", "effnetv2-b3",
           "effnetv2-s", "bert-base", "roberta-base", "glove-twitter-200",
           "word2vec-google-news-300", "fasttext-wiki-news-300"]
