@@ -80,12 +80,12 @@ def _svm_pipeline(C: float, cfg: TfidfSvmConfig, cal_folds: int) -> Pipeline:
 def calibration_folds(y: np.ndarray, cfg: TfidfSvmConfig) -> int:
     """Inner calibration folds that every class of every outer CV train part can fill.
 
-    The outer CV (:func:`~.classify.cv_over_c`) uses k = min(folds, smallest class) folds, so
-    a train part holds at least ``m - ceil(m / k)`` pins of the smallest class (m pins).
+    An outer CV with k >= 2 folds leaves at least ``m // 2`` pins of the smallest class
+    (m pins) in each train part, so at most that many inner folds (and at least 2).
     """
-    m = int(np.bincount(np.asarray(y)).min(initial=0)) if len(y) else 0
-    k = max(2, min(cfg.folds, m))
-    return max(2, min(cfg.calibration_folds, m - -(-m // k)))
+    counts = np.bincount(np.asarray(y, dtype=np.int64))
+    m = int(counts[counts > 0].min()) if counts.any() else 0
+    return max(2, min(cfg.calibration_folds, m // 2))
 
 
 def _proba(est: Pipeline, texts: list[str], n_classes: int) -> np.ndarray:
