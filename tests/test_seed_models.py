@@ -90,3 +90,47 @@ def test_calibration_folds_fit_the_smallest_class():
     assert calibration_folds(np.repeat(np.arange(3), 20), cfg) == 3
     assert calibration_folds(np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]), cfg) == 2  # 5 pins: 2 per part
     assert calibration_folds(np.array([0, 1, 1, 2, 2]), cfg) == 2  # at least 2
+
+
+# ------------------------------------------------------------------ cnn-scratch (no pretraining)
+CNN_OPTIONS = {"cnn-scratch": {"epochs": 8, "patience": 3}}
+
+
+def _cnn_store(root, manifest) -> Store:
+    store = Store(root)
+    import_manifest(store, manifest, "tiny", TINY_CONFIG, progress=False)
+    assert build(store, "tiny", ["cnn-scratch"], progress=False, options=CNN_OPTIONS)[0]["status"] == "built"
+    return store
+
+
+@pytest.fixture(scope="module")
+def cnn_built(tmp_path_factory, tiny_manifest) -> Store:
+    return _cnn_store(tmp_path_factory.mktemp("cnn") / "store", tiny_manifest)
+
+
+def test_cnn_scratch_learns_the_tiny_images_and_stops_on_validation(cnn_built):
+    counts = cnn_built.dataset_info("tiny")["split_counts"]
+    probs = _probs(cnn_built, "cnn-scratch")
+    assert probs["train"] is None  # in-sample: not stored
+    for split in ("val", "test"):
+        assert probs[split].shape == (counts[split], 6)
+        np.testing.assert_allclose(probs[split].sum(1), 1, atol=1e-4)
+    row = cnn_built.models("tiny").set_index("model").loc["cnn-scratch"]
+    assert row["val_accuracy"] > 0.5  # coloured shapes; chance 1/6
+    p = row["params"]
+    hist = p["epoch_val_accuracy"]
+    assert len(hist) == p["epochs_run"] <= 8 and hist[p["best_epoch"] - 1] == max(hist)
+    assert row["val_accuracy"] == pytest.approx(max(hist))  # the stored probabilities are the best epoch's
+
+
+def test_cnn_scratch_round_trip_and_determinism(cnn_built, tmp_path, tiny_manifest):
+    from PIL import Image
+
+    val = cnn_built.pins("tiny", "val").head(8)
+    pred = load_predictor(cnn_built, "tiny", "cnn-scratch")
+    out = pred.predict_proba(images=[Image.open(p) for p in val["image"]])
+    np.testing.assert_allclose(out, cnn_built.load_probs("tiny", "cnn-scratch", "val")[: len(val)], atol=1e-5)
+    assert next(cnn_built.root.rglob("cnn.safetensors")).stat().st_size > 0
+    again = _cnn_store(tmp_path / "store", tiny_manifest)
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(_probs(again, "cnn-scratch")[split], _probs(cnn_built, "cnn-scratch")[split])

