@@ -393,6 +393,7 @@ _SPECS: list[ModelSpec] = [
         kind="classifier",
         factory=_scratch_cnn_factory,
         check=_check_torch,
+        options={"backend": "scratch-cnn"},
     ),
     # The thesis's models: weights from a hub (local cache, a local file, or a download).
     _timm("convnext-tiny", "convnext_tiny.fb_in1k", 768),
