@@ -17,7 +17,7 @@ from pinterest_mm.models.registry import hub_hint, weights_env_var
 from pinterest_mm.outputs import FAMILIES as OUTPUT_FAMILIES
 
 OFFLINE = ["effnet-lite0", "effnet-lite1", "effnet-lite2", "glove-6b-50", "word2vec-train",
-           "fasttext-train", "minilm-l6", "tfidf-lr"]
+           "fasttext-train", "minilm-l6", "tfidf-lr", "tfidf-svm", "e5-small"]
 THESIS = ["convnext-tiny", "convnext-small", "convnext-base", "effnetv2-b1", "effnetv2-b3",
           "effnetv2-s", "bert-base", "roberta-base", "glove-twitter-200",
           "word2vec-google-news-300", "fasttext-wiki-news-300"]
@@ -25,7 +25,7 @@ THESIS = ["convnext-tiny", "convnext-small", "convnext-base", "effnetv2-b1", "ef
 
 def test_listing_has_every_model_once_with_valid_fields():
     names = [s.name for s in list_models()]
-    assert names == OFFLINE + THESIS
+    assert names == OFFLINE + ["cnn-scratch"] + THESIS
     assert FAMILIES == OUTPUT_FAMILIES
     for s in list_models():
         assert s.family in FAMILIES and s.modality in ("image", "text")

@@ -1,7 +1,9 @@
 """Text and image cleaning as the thesis does it (section 3.2).
 
-Text for word vectors: tokenize, drop stop words, drop tokens shorter than ``min_len`` or
-longer than ``max_len`` characters. Text for transformers: remove URLs and lowercase.
+Text for word vectors: tokenize, drop English stop words, drop tokens shorter than ``min_len``
+or longer than ``max_len`` characters. Runs of scripts written without spaces (Chinese,
+Japanese, Thai, ...) are split into words by :func:`.scripts.split_unspaced` (jieba for
+Chinese, character bigrams otherwise); ``min_len`` does not apply to them. Text for transformers: remove URLs and lowercase.
 Images: only regular files are opened (a pipe, device or folder never blocks the import),
 at most ``max_bytes`` of a file are read (a larger one is refused before reading), the image
 is decoded fully (corrupt, truncated, non-image and oversized files are caught), turned
@@ -28,9 +30,16 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from ..config import CleaningConfig
 from .printable import printable
+from .scripts import UNSPACED, split_unspaced
 
 URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 TOKEN_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+# Combining marks that are no ``\w`` but belong inside words (Latin/Cyrillic/Hebrew/Arabic
+# diacritics, the vowel signs of the Indic scripts): without them Hindi splits mid-word.
+_MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u064b-\u065f\u0670\u0900-\u0dff"
+_SPACED_CHAR = f"(?:(?![{UNSPACED}])[^\\W_]|[{_MARKS}])"  # a word character of a spaced script
+# A run of an unspaced script (group 1), or a word of a spaced one (group 2).
+WORD_OR_RUN_RE = re.compile(f"([{UNSPACED}]+)|({_SPACED_CHAR}+(?:['’]{_SPACED_CHAR}+)?)")
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -54,14 +63,22 @@ def clean_words(text: str, min_len: int = 2, max_len: int = 20) -> list[str]:
         max_len: Drop tokens longer than this (thesis: 20).
 
     Returns:
-        Lowercased tokens without URLs, stop words, too short or too long tokens.
+        Lowercased tokens without URLs, English stop words, too short or too long tokens;
+        runs of unspaced scripts split into words (no ``min_len`` for those).
 
     Example:
         >>> clean_words("A beautiful photo from Canada! https://x.co/1")
         ['beautiful', 'photo', 'canada']
+        >>> clean_words("ขายดี summer")
+        ['ขา', 'าย', 'ยด', 'ดี', 'summer']
     """
-    tokens = TOKEN_RE.findall(URL_RE.sub(" ", text or "").lower())
-    return [t for t in tokens if min_len <= len(t) <= max_len and t not in STOP_WORDS]
+    out: list[str] = []
+    for run, word in WORD_OR_RUN_RE.findall(URL_RE.sub(" ", text or "").lower()):
+        if run:
+            out.extend(t for t in split_unspaced(run) if len(t) <= max_len)
+        elif min_len <= len(word) <= max_len and word not in STOP_WORDS:
+            out.append(word)
+    return out
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from ..store import Store, validate_name
 from .clean import ImageCheck, clean_transformer_text, clean_words, duplicate_keepers, inspect_image
 from .manifest import Manifest, read_manifest
 from .printable import quoted
+from .scripts import script_mix
 from .split import MIN_PINS_FOR_SPLIT, draw_per_class, stratified_split
 
 
@@ -252,6 +253,7 @@ def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
     p["text_words"] = [" ".join(w) for w in words]
     p["n_words"] = [len(w) for w in words]
     p["text_transformer"] = [clean_transformer_text(d) for d in p["description"]]
+    track.note("text scripts", script_mix(p["description"]))
     track.drop("too few words", p["n_words"] < cc.min_words)
 
     _announce(phases, "checking images")

@@ -52,8 +52,21 @@ def save_estimator(estimator, path: Path) -> None:
     path.with_suffix(".joblib").unlink(missing_ok=True)  # an older version's pickle, replaced
 
 
-def load_estimator(path: Path):
+# Private scikit-learn types that skops does not trust by default but that are plain data
+# holders of a public estimator (``CalibratedClassifierCV``'s fitted calibrators).
+SKLEARN_PRIVATE_TYPES = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+)
+
+
+def load_estimator(path: Path, trusted: tuple[str, ...] = ()):
     """Load an estimator saved by :func:`save_estimator`, trusting scikit-learn types only.
+
+    Args:
+        path: The ``.skops`` file.
+        trusted: Further type names to accept beyond skops's defaults (only scikit-learn's
+            own private types, e.g. :data:`SKLEARN_PRIVATE_TYPES`).
 
     Raises:
         CheckpointError: The file is missing (with a hint when an older pickle is there), or
@@ -68,8 +81,8 @@ def load_estimator(path: Path):
                if legacy.exists() else f"{path.name} is missing")
         raise CheckpointError(f"Cannot load {path.parent.name}: {why}; {_rebuild_hint(path.parent)}.")
     try:
-        untrusted = sio.get_untrusted_types(file=path)
-        estimator = None if untrusted else sio.load(path)
+        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in trusted]
+        estimator = None if untrusted else sio.load(path, trusted=list(trusted) or None)
     except Exception as exc:  # truncated or not a skops file at all
         raise CheckpointError(f"{path} is damaged ({type(exc).__name__}: {exc}); "
                               f"{_rebuild_hint(path.parent)}.") from exc

