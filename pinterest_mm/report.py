@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import metrics
+from . import metrics, stats
+from .compare import BEST_SINGLE_RULE
 from .outputs import SPLITS, probs_mismatch
 from .store import Store
 from .textable import text_table
@@ -25,7 +26,10 @@ def model_report(store: Store, dataset: str) -> dict:
 
     Each model entry has ``name``, ``family``, ``modality``, ``params``, ``cv_score``,
     ``val_accuracy``, ``test_accuracy``, ``test_topk`` (top-1..top-min(10, C) accuracy on
-    the stored test probabilities) and ``seconds``; ordered by validation accuracy.
+    the stored test probabilities) and ``seconds``, each accuracy with its Wilson 95 %
+    interval (``val_accuracy_ci``, ``test_accuracy_ci``, ``test_topk_ci``); ordered by validation
+    accuracy (ties: name). ``n`` gives the pins per split, ``definitions`` the best single model
+    and its rule, ``warning`` a small-test-set note or None.
     ``skipped`` lists ``{"name", "reason"}`` of models whose stored probabilities do not fit
     the dataset's current pins and classes (built on an earlier version; the reason names the
     rebuild command).
@@ -56,7 +60,12 @@ def model_report(store: Store, dataset: str) -> dict:
             "seconds": float(rec["seconds"]),
         })
     models.sort(key=lambda m: (-m["val_accuracy"], m["name"]))
-    return {"dataset": dataset, "classes": list(classes), "models": models, "skipped": skipped}
+    stats.add_intervals(models, n_rows)
+    best = models[0]["name"] if models else None
+    return {"dataset": dataset, "classes": list(classes), "n": n_rows, "models": models, "skipped": skipped,
+            "definitions": {"best_single": best, "rules": {"best_single": BEST_SINGLE_RULE}},
+            "interval": "Wilson 95 % interval of each accuracy on the split's pins",
+            "warning": stats.small_test_warning(n_rows["test"])}
 
 
 def format_model_report(report: dict) -> str:
@@ -67,11 +76,22 @@ def format_model_report(report: dict) -> str:
     if not report["models"]:
         return "\n".join([lines[0] + "\n(no models built yet: run `pinterest-mm build NAME`)", *notes])
 
-    def k(m: dict, i: int) -> float | None:
-        return m["test_topk"][i - 1] if len(m["test_topk"]) >= i else None
+    n = report.get("n", {})
 
-    rows = [[m["name"], m["family"], m["modality"], m["params"].get("C"), m["cv_score"], m["val_accuracy"],
-             m["test_accuracy"], k(m, 2), k(m, 3), k(m, 5), m["seconds"]] for m in report["models"]]
+    def acc(v: float, split: str) -> str:
+        return stats.fmt_interval(v, n[split]) if n.get(split) else f"{v:.3f}"
+
+    def k(m: dict, i: int) -> str | None:
+        return acc(m["test_topk"][i - 1], "test") if len(m["test_topk"]) >= i else None
+
+    rows = [[m["name"], m["family"], m["modality"], m["params"].get("C"), m["cv_score"],
+             acc(m["val_accuracy"], "val"), acc(m["test_accuracy"], "test"), k(m, 2), k(m, 3), k(m, 5),
+             m["seconds"]] for m in report["models"]]
     lines.append(text_table(["model", "family", "mod", "C", "cv", "val", "test", "top-2", "top-3", "top-5", "sec"],
-                            rows, digits=[0, 0, 0, None, 4, 4, 4, 4, 4, 4, 1]))
+                            rows, digits=[0, 0, 0, None, 4, 0, 0, 0, 0, 0, 1]))
+    defs = report.get("definitions") or {}
+    lines.append(f"Accuracies: value [{report.get('interval', 'Wilson 95 % interval')}]. "
+                 f"{(defs.get('rules') or {}).get('best_single', BEST_SINGLE_RULE)}: {defs.get('best_single')}")
+    if report.get("warning"):
+        lines.append(f"WARNING: {report['warning']}")
     return "\n".join(lines + notes)

@@ -33,10 +33,11 @@ def test_report_has_every_table_and_claim(report):
     assert [f["method"] for f in report["fusions"]] == FAST
     assert all({"method", "config", "val_accuracy", "test_accuracy", "test_topk"} <= set(f) for f in report["fusions"])
     assert [c["claim"] for c in report["claims"]] == list(CLAIMS)
-    assert all(c["holds"] in (True, False) and c["evidence"] for c in report["claims"])
-    # Claim 1 compares MM with the best single model on test.
+    assert all(c["verdict"] in ("holds", "fails", "inconclusive") and c["evidence"] for c in report["claims"])
+    # Claim 1 compares MM with the best single model on test, paired on the same pins.
     c = report["claims"][0]
-    assert c["holds"] == (mm["test_accuracy"] > report["best_single"]["test_accuracy"])
+    assert c["diff"] == pytest.approx(mm["test_accuracy"] - report["best_single"]["test_accuracy"])
+    assert c["holds"] == {"holds": True, "fails": False}.get(c["verdict"])
 
 
 def test_format_report(report):
@@ -45,8 +46,8 @@ def test_format_report(report):
     for needle in ("Table 4.5", "Table 4.7", "Table 4.8", "Table 4.9", "Table 4.10", "Claims"):
         assert needle in text
     # the last lines give each claim's verdict as computed, whichever way the seed fell
-    mark = {True: "HOLDS", False: "FAILS", None: "N/A"}
-    expected = [f"[{mark[c['holds']]}] {c['claim']}: {c['evidence']}" for c in report["claims"]]
+    mark = {"holds": "HOLDS", "fails": "FAILS", "inconclusive": "INCONCLUSIVE", "not applicable": "N/A"}
+    expected = [f"[{mark[c['verdict']]}] {c['claim']}: {c['evidence']}" for c in report["claims"]]
     assert [line.strip() for line in text.splitlines()[-len(expected):]] == expected
 
 
@@ -57,6 +58,7 @@ def test_missing_families_are_not_applicable():
     rep = thesis_report(o, methods=["mm", "best_single"])
     claims = {c["claim"]: c for c in rep["claims"]}
     assert claims[CLAIMS[2]]["holds"] is None and "not applicable" in claims[CLAIMS[2]]["evidence"]
-    assert claims[CLAIMS[0]]["holds"] in (True, False)
+    assert claims[CLAIMS[2]]["verdict"] == "not applicable"
+    assert claims[CLAIMS[0]]["verdict"] in ("holds", "fails", "inconclusive")
     assert rep["lambda_word_embedding"] == [] and rep["feature_cross"] == []
     assert "Claims" in format_thesis_report(rep)
