@@ -145,9 +145,11 @@ def compare_methods(outputs: Outputs, results: dict, split: str, n_boot: int = 1
         n_boot: Paired bootstrap resamples.
 
     Returns:
-        ``table`` (records: method, chosen, val/test accuracy, top-2 on split, delta, McNemar p,
-        bootstrap CI), ``topk`` (method -> curve on split), ``configs`` (method -> config +
-        chosen) and ``best`` (the best single model's name).
+        ``table`` (records: method, recommended, chosen, val/test accuracy with their Wilson 95 %
+        bounds, top-2 on split, delta, McNemar p, bootstrap CI), ``topk`` (method -> curve on
+        split), ``configs`` (method -> config + chosen), ``best`` (the best single model's name),
+        ``n`` (pins in split), ``definitions`` (:func:`definitions`) and ``warning`` (a
+        small-test-set note or None).
     """
     y = outputs.y[split]
     best = best_single(outputs)
@@ -160,19 +162,19 @@ def compare_methods(outputs: Outputs, results: dict, split: str, n_boot: int = 1
     for m, r in results.items():
         p = split_probs(r, split)
         pred = p.argmax(1)
-        mc = metrics.mcnemar(pred, pred_b, y)
+        mc = stats.paired_test(pred, pred_b, y)
         bs = metrics.paired_bootstrap(pred, pred_b, y, n_boot=n_boot)
         curve = metrics.topk_curve(p, y)
-        n = len(y)
-        lo, hi = stats.accuracy_interval(metrics.accuracy(p, y), n)
+        vlo, vhi = stats.accuracy_interval(r.val_accuracy, len(outputs.y["val"]))
+        tlo, thi = stats.accuracy_interval(r.test_accuracy, len(outputs.y["test"]))
         rows.append({
             "method": m, "recommended": m == RECOMMENDED,
             "chosen on validation": short_setting(r.chosen),
-            "val accuracy": r.val_accuracy, "test accuracy": r.test_accuracy,
-            f"{split} accuracy 95% low": lo, f"{split} accuracy 95% high": hi,
+            "val accuracy": r.val_accuracy, "val accuracy 95% low": vlo, "val accuracy 95% high": vhi,
+            "test accuracy": r.test_accuracy, "test accuracy 95% low": tlo, "test accuracy 95% high": thi,
             f"{split} top-2": float(curve[1]),
             f"Δ vs {best}": metrics.accuracy(p, y) - acc_b,
-            "McNemar p": mc.p_value, "CI low": bs.low, "CI high": bs.high,
+            "McNemar mid-p": mc.p_mid, "CI low": bs.low, "CI high": bs.high,
         })
         topk[m] = curve.tolist()
         configs[m] = {"config": r.config, "chosen": r.chosen}
