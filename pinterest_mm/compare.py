@@ -3,7 +3,8 @@
 Pure functions over :class:`~pinterest_mm.outputs.Outputs` and fitted
 :class:`~pinterest_mm.fusion.FusionResult` objects (fitting and caching stay with the caller):
 one model's or fusion's evaluation on a split, every method against the best single model
-(McNemar, paired bootstrap), pairwise agreement of the single models, and calibration.
+(McNemar mid-p, paired bootstrap, Wilson intervals), the one definition of each term
+(best single model, pairs, MM selection, recommended fusion), pairwise agreement of the single models, and calibration.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def compare_methods(outputs: Outputs, results: dict, split: str, n_boot: int = 1
 
     Returns:
         ``table`` (records: method, recommended, chosen, val/test accuracy with their Wilson 95 %
-        bounds, top-2 on split, delta, McNemar p, bootstrap CI), ``topk`` (method -> curve on
+        bounds, top-2 on split, delta, McNemar mid-p, bootstrap CI), ``topk`` (method -> curve on
         split), ``configs`` (method -> config + chosen), ``best`` (the best single model's name),
         ``n`` (pins in split), ``definitions`` (:func:`definitions`) and ``warning`` (a
         small-test-set note or None).
