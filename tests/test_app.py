@@ -282,7 +282,15 @@ def test_report_and_compare_page_name_the_same_best_model_and_pairs(app_home, ca
     for line in definition_lines(defs):
         assert line in text and line in shown
     assert f"best single model by validation accuracy (ties: name): {defs['best_single']}" in shown
-    assert any("Recommended by validation: **ensemble**" in str(i.value) for i in at.info)
+    info = next(str(i.value) for i in at.info if "Recommended by validation: **ensemble**" in str(i.value))
+    ens = fusions["ensemble"]
+    from pinterest_mm.outputs import load_outputs
+    from pinterest_mm.ui.results import default_config
+
+    out = load_outputs(Store(app_home, read_only=True), DATASET)
+    assert default_config(out, "ensemble") == {}  # every built model, as the report
+    assert default_config(out, "equal")["models"] == tuple(defs["mm_models"])
+    assert f"test {ens['test_accuracy']:.3f} [{ens['test_accuracy_ci'][0]:.2f}, {ens['test_accuracy_ci'][1]:.2f}]" in info
     n_test = rep["n"]["test"]
     assert n_test < 200 and any(f"{n_test} test pins" in str(w.value) for w in at.warning)
     assert f"WARNING: Small test set: {n_test} test pins" in text
