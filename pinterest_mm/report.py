@@ -10,6 +10,7 @@ import numpy as np
 
 from . import metrics, stats
 from .compare import BEST_SINGLE_RULE
+from .models.classify import c_edge_warning
 from .outputs import SPLITS, probs_mismatch
 from .store import Store
 from .textable import text_table
@@ -21,13 +22,25 @@ def _num(value) -> float | None:
     return None if np.isnan(value) else value
 
 
+def _c_warning(params: dict) -> str | None:
+    """The edge-of-grid note of a model whose C was chosen by CV (grid = the C values it tried)."""
+    scores = (params or {}).get("cv_scores")
+    if not isinstance(scores, dict) or params.get("C") is None:
+        return None
+    try:
+        return c_edge_warning(float(params["C"]), [float(c) for c in scores])
+    except (TypeError, ValueError):
+        return None
+
+
 def model_report(store: Store, dataset: str) -> dict:
     """Return ``{"dataset", "classes", "models": [...], "skipped": [...]}`` for every built model.
 
     Each model entry has ``name``, ``family``, ``modality``, ``params``, ``cv_score``,
     ``val_accuracy``, ``test_accuracy``, ``test_topk`` (top-1..top-min(10, C) accuracy on
     the stored test probabilities) and ``seconds``, each accuracy with its Wilson 95 %
-    interval (``val_accuracy_ci``, ``test_accuracy_ci``, ``test_topk_ci``); ordered by validation
+    interval (``val_accuracy_ci``, ``test_accuracy_ci``, ``test_topk_ci``), and ``c_warning`` (a
+    note when the CV-chosen C is at the edge of the grid tried, else None); ordered by validation
     accuracy (ties: name). ``n`` gives the pins per split, ``definitions`` the best single model
     and its rule, ``warning`` a small-test-set note or None.
     ``skipped`` lists ``{"name", "reason"}`` of models whose stored probabilities do not fit
@@ -58,6 +71,7 @@ def model_report(store: Store, dataset: str) -> dict:
             "test_topk": [] if probs is None else
             metrics.topk_curve(probs, y_test, min(metrics.KMAX, len(classes))).tolist(),
             "seconds": float(rec["seconds"]),
+            "c_warning": _c_warning(rec["params"]),
         })
     models.sort(key=lambda m: (-m["val_accuracy"], m["name"]))
     stats.add_intervals(models, n_rows)
@@ -73,6 +87,7 @@ def format_model_report(report: dict) -> str:
     lines = [f"Dataset {report['dataset']}: {len(report['classes'])} classes, "
              f"{len(report['models'])} models built"]
     notes = [f"Skipped: {s['reason']}" for s in report.get("skipped", [])]
+    notes += [f"{m['name']}: {m['c_warning']}" for m in report["models"] if m.get("c_warning")]
     if not report["models"]:
         return "\n".join([lines[0] + "\n(no models built yet: run `pinterest-mm build NAME`)", *notes])
 

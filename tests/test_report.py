@@ -27,7 +27,7 @@ def test_model_report_contents(tiny_store):
     for m in rep["models"]:
         assert set(m) == {"name", "family", "modality", "params", "cv_score", "val_accuracy",
                           "test_accuracy", "test_topk", "seconds", "val_accuracy_ci", "test_accuracy_ci",
-                          "test_topk_ci"}
+                          "test_topk_ci", "c_warning"}
         lo, hi = m["test_accuracy_ci"]
         assert lo < m["test_accuracy"] < hi or m["test_accuracy"] in (lo, hi)
         assert m["test_accuracy_ci"] == list(wilson(round(m["test_accuracy"] * n_test), n_test))
@@ -54,3 +54,25 @@ def test_empty_report(tiny_store):
     rep = model_report(tiny_store, "tiny")
     assert rep["models"] == []
     assert "no models built" in format_model_report(rep)
+
+
+def test_build_c_grid_and_the_edge_of_grid_note(tiny_store, monkeypatch, capsys):
+    """``build --c-grid`` sets the C values tried (stored with the model); ``report`` flags a C on
+    the grid's edge; a malformed grid is refused with a one-line message."""
+    import pytest
+
+    from pinterest_mm.cli import main
+    from pinterest_mm.models.classify import c_edge_warning
+
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tiny_store.root))
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "tiny", "--models", "glove-6b-50", "--c-grid", "1,zero"])
+    assert exc.value.code == 2 and "--c-grid takes comma-separated positive numbers" in capsys.readouterr().err
+    assert tiny_store.models("tiny").empty  # nothing was built
+    assert main(["build", "tiny", "--models", "glove-6b-50", "--c-grid", "5,0.5", "--quiet"]) == 0
+    capsys.readouterr()
+    rep = model_report(tiny_store, "tiny")
+    glove = rep["models"][0]
+    assert sorted(glove["params"]["cv_scores"]) == ["0.5", "5.0"] and glove["params"]["C"] in (0.5, 5.0)
+    assert glove["c_warning"] == c_edge_warning(glove["params"]["C"], (5.0, 0.5)) is not None  # 2 values: both edges
+    assert f"glove-6b-50: {glove['c_warning']}" in format_model_report(rep)
