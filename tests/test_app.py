@@ -302,6 +302,14 @@ def test_report_and_compare_page_name_the_same_best_model_and_pairs(app_home, ca
     assert all(t.get("error_y", {}).get("array") for t in figure(models_at, 0)["data"])
 
 
+def test_fusion_text_says_which_models_the_ensemble_chooses_from():
+    from pinterest_mm.ui.state import Setting
+
+    assert Setting("d", method="ensemble").fusion_text() == "ensemble (settings chosen on validation; models: every built model)"
+    assert Setting("d", method="equal").fusion_text().endswith("models: thesis selection)")
+    assert Setting("d", method="ensemble", models=("a", "b")).fusion_text().endswith("models: a, b)")
+
+
 def test_safe_csv_neutralizes_formulas():
     """Check CSV cells starting with = + - @ are prefixed with a quote."""
     from pinterest_mm.ui.widgets import safe_csv
