@@ -18,6 +18,10 @@ from scipy import stats as _sp
 
 from .metrics import BootstrapCI, paired_bootstrap  # noqa: F401 - one definition, re-exported
 
+__all__ = ["ALPHA", "SMALL_TEST", "BootstrapCI", "PairedTest", "accuracy_interval", "add_intervals",
+           "binom_midp", "fmt_interval", "holm", "mcnemar_midp", "paired_bootstrap", "paired_test",
+           "small_test_warning", "verdict", "wilson"]
+
 Z95 = 1.959963984540054
 ALPHA = 0.05
 SMALL_TEST = 200  # fewer test pins than this: verdicts get a visible warning

@@ -154,7 +154,7 @@ def test_ensemble_selection_picks_the_better_model_and_never_loses_on_val():
 def test_ensemble_selection_refuses_a_lower_log_loss_that_costs_validation_accuracy():
     """A: always right but unsure (0.4); B: sure and right on half, wrong (0.7) on the other half.
     Mixing in B lowers the log-loss but halves the accuracy, so the start is kept."""
-    n, C = 200, 4
+    n = 200
     y = np.zeros(n, int)
     a = np.tile([0.4, 0.35, 0.125, 0.125], (n, 1))
     b = np.tile([0.99, 0.01 / 3, 0.01 / 3, 0.01 / 3], (n, 1))
