@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pinterest_mm import stats
 from pinterest_mm.outputs import FAMILIES
 from pinterest_mm.ui import charts, data, widgets
 from pinterest_mm.ui.text import md_text
@@ -11,6 +12,12 @@ ds, ver, split = pg.dataset, pg.ver, pg.setting.split
 st.caption(f"Dataset **{md_text(ds)}** · split **{split}** · single models (no fusion)")
 
 table = data.single_model_table(ds, ver)
+defs = data.definitions(ds, ver)
+warning = stats.small_test_warning(len(pg.out.y["test"]))
+if warning:
+    st.warning(warning)
+st.caption(f"{md_text(defs['rules']['best_single'])}: **{md_text(defs['best_single'])}** · "
+           "the 95% bounds are Wilson intervals of each accuracy on the split's pins (error bars below)")
 st.dataframe(
     table, hide_index=True,
     column_config={
@@ -18,7 +25,7 @@ st.dataframe(
         "test accuracy": st.column_config.ProgressColumn(format="%.3f", min_value=0, max_value=1),
         "cv score": st.column_config.NumberColumn(format="%.3f"),
         "build s": st.column_config.NumberColumn(format="%.1f"),
-    },
+    } | {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if "95%" in c},
 )
 st.download_button("Download the table (CSV)", widgets.safe_csv(table), f"{ds}-models.csv", "text/csv")
 st.plotly_chart(charts.accuracy_bars(table, "Validation and test accuracy per model"), key="acc")

@@ -4,6 +4,7 @@ calibration, the thesis tables with a verdict per claim, and downloads."""
 import pandas as pd
 import streamlit as st
 
+from pinterest_mm.compare import definition_lines as compare_lines
 from pinterest_mm.ui import charts, data, results, widgets
 from pinterest_mm.ui.text import md_text
 
@@ -34,21 +35,36 @@ if table.empty:
     st.error("No fusion method could run on this dataset.")
     st.stop()
 
-best_acc = float(data.topk_curves(ds, ver, split)[best][0])
+if cmp.get("warning"):
+    st.warning(cmp["warning"])
+defs = cmp["definitions"]
+st.caption("Definitions used on this page, the report and the downloads: "
+           + " · ".join(md_text(line) for line in compare_lines(defs)))
+rec = next((r for r in cmp["table"] if r.get("recommended")), None)
+if rec:
+    st.info(f"Recommended by validation: **{md_text(rec['method'])}** ({md_text(defs['rules']['recommended'])}); "
+            f"validation {rec['val accuracy']:.3f} [{rec['val accuracy 95% low']:.2f}, "
+            f"{rec['val accuracy 95% high']:.2f}], test {rec['test accuracy']:.3f} "
+            f"[{rec['test accuracy 95% low']:.2f}, {rec['test accuracy 95% high']:.2f}], "
+            f"{rec[f'Δ vs {best}']:+.3f} vs the best single model on {split} (McNemar mid-p "
+            f"{rec['McNemar mid-p']:.3g}).")
 st.plotly_chart(charts.method_bars(table, "Fusion methods, settings chosen on validation (Fig. 4.4)",
                                    ref=out.models[best].test_accuracy), key="methods")
 st.subheader(f"Significance vs the best single model ({md_text(best)}) on {split}")
-st.caption(f"The best single model is the built model with the best validation accuracy "
-           f"({md_text(best)}, family {md_text(out.models[best].family.replace('_', ' '))}); the `best_single` "
+st.caption(f"{md_text(defs['rules']['best_single'])}: {md_text(best)} (family "
+           f"{md_text(out.models[best].family.replace('_', ' '))}); the `best_single` "
            "method row picks among the models the fusions use (the thesis selection).")
 st.dataframe(
     table, hide_index=True,
     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
-                   if c not in ("method", "chosen on validation", "McNemar p")}
-    | {"McNemar p": st.column_config.NumberColumn(format="%.4f")},
+                   if c not in ("method", "recommended", "chosen on validation", "McNemar mid-p")}
+    | {"McNemar mid-p": st.column_config.NumberColumn(format="%.4f")},
 )
-st.caption("McNemar: exact binomial below 25 discordant pins, else chi-square with continuity "
-           "correction. CI: 95 % paired bootstrap of the accuracy difference (1,000 resamples).")
+st.caption(f"Accuracy bounds: Wilson 95 % intervals ({cmp['n']} {split} pins). McNemar's exact mid-p test asks "
+           "whether the pins only the method gets right and the pins only the best single model gets right "
+           "are balanced; the CI is the 95 % paired bootstrap of the accuracy difference (1,000 resamples, "
+           "seed 0), its size and uncertainty. Both use the same pins and the same difference. Not "
+           "corrected for the many methods compared here; the claims below are (Holm).")
 
 curves = dict(cmp["topk"])
 curves[f"best single ({best})"] = data.topk_curves(ds, ver, split)[best]
@@ -84,10 +100,15 @@ if st.session_state.get("compare_thesis"):
     except Exception as exc:
         st.error(f"The thesis report cannot be computed here: {md_text(data.safe_error(exc), 600)}")
 if report:
-    verdict = {True: "✅ holds", False: "❌ does not hold", None: "— not applicable"}
-    claims = pd.DataFrame([{"claim": c["claim"], "verdict": verdict.get(c.get("holds")),
+    verdict = {"holds": "✅ holds", "fails": "❌ fails", "inconclusive": "❔ inconclusive",
+               "not applicable": "— not applicable"}
+    if report.get("warning"):
+        st.warning(report["warning"])
+    claims = pd.DataFrame([{"claim": c["claim"], "verdict": verdict.get(c.get("verdict")),
+                            "Holm-adjusted p": c.get("p_holm"),
                             "evidence": c.get("evidence", "")} for c in report.get("claims", [])])
     st.dataframe(claims, hide_index=True)
+    st.caption(md_text(report.get("test_method", ""), 2000))
     mm = report.get("mm") or {}
     t1, t2 = st.columns(2)
     if mm.get("l_table"):
@@ -109,7 +130,8 @@ if report:
             st.code(report["text"], language=None)
 
 st.subheader("Downloads")
-config = {"dataset": ds, "cache_version": ver, "split": split, "best_single": best,
+config = {"dataset": ds, "cache_version": ver, "split": split, "best_single": best, "definitions": defs,
+          "warning": cmp.get("warning"),
           "methods": cmp["configs"], "setting": pg.setting.__dict__}
 d1, d2, d3 = st.columns(3)
 d1.download_button("Comparison table (CSV)", widgets.safe_csv(table), f"{ds}-{split}-fusion-methods.csv", "text/csv")

@@ -6,7 +6,6 @@ Every name from the data (categories, user ids, descriptions) is shown as text
 (``st.text``/``st.dataframe``) or HTML-escaped inside plotly, never as Markdown.
 """
 
-import html
 import time
 
 import numpy as np
@@ -16,14 +15,12 @@ import streamlit as st
 
 from pinterest_mm.embed.space import run_inference
 from pinterest_mm.ui import data, predict, widgets
+from pinterest_mm.ui.text import plotly_text
 
 THUMBS = 6
 
 
-def esc(value) -> str:
-    """Plain text for plotly's HTML-ish labels: <, > and & as entities (local stand-in for the
-    shared helpers of ``pinterest_mm/ui/text.py``)."""
-    return html.escape(str(value), quote=False)
+esc = plotly_text  # plotly labels: <, > and & as entities
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the joint space ...")
@@ -75,8 +72,8 @@ pg = widgets.page("Search", need_models=False, split_choice=False)
 ds, ver = pg.dataset, pg.ver
 avail = spaces(ds)
 if not avail:
-    st.info(f"No joint space has been trained for this dataset yet. It needs the image features of "
-            f"a built image model (default effnet-lite0); then train the spaces from the command line:")
+    st.info("No joint space has been trained for this dataset yet. It needs the image features of "
+            "a built image model (default effnet-lite0); then train the spaces from the command line:")
     st.code(f"pinterest-mm build {ds} --models effnet-lite0,glove-6b-50\npinterest-mm embed {ds}", language="bash")
     st.stop()
 tags = [t for t, _ in avail]

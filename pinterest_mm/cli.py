@@ -106,6 +106,15 @@ def _profile_or_models(args: argparse.Namespace) -> list[str] | None:
     return [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
 
 
+def _c_grid_arg(text: str) -> tuple[float, ...]:
+    from .models.classify import parse_c_grid
+
+    try:
+        return parse_c_grid(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build, format_build_summary
 
@@ -120,7 +129,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         if missing:
             print(f"{len(missing)} of the {len(models)} models of profile {args.profile!r} have no "
                   f"weights here; the others build. {missing_hint(missing)}", file=sys.stderr)
-    results = build(store, args.name, models, progress=not args.quiet, runtime=_runtime_settings(args))
+    from .models.classify import LogRegConfig
+
+    logreg = LogRegConfig(c_grid=args.c_grid) if args.c_grid else LogRegConfig()
+    results = build(store, args.name, models, progress=not args.quiet, logreg=logreg,
+                    runtime=_runtime_settings(args))
     print(format_build_summary(results))
     return _build_status(results, args.name)
 
@@ -439,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="image-model precision (default fp32; bf16: OpenVINO only, features move)")
     _add_runtime_options(p)
+    p.add_argument("--c-grid", default=None, type=_c_grid_arg, metavar="C1,C2,...",
+                   help="C values the logistic regressions try by CV (default: the thesis grid "
+                        "0.1,0.01,0.001,0.0001); a model whose C lands on the grid's edge is flagged by `report`")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_build)
 

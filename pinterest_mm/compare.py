@@ -3,7 +3,8 @@
 Pure functions over :class:`~pinterest_mm.outputs.Outputs` and fitted
 :class:`~pinterest_mm.fusion.FusionResult` objects (fitting and caching stay with the caller):
 one model's or fusion's evaluation on a split, every method against the best single model
-(McNemar, paired bootstrap), pairwise agreement of the single models, and calibration.
+(McNemar mid-p, paired bootstrap, Wilson intervals), the one definition of each term
+(best single model, pairs, MM selection, recommended fusion), pairwise agreement of the single models, and calibration.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
+from . import metrics, stats
 from .outputs import Outputs
 
 
@@ -60,12 +61,66 @@ def evaluate(probs: np.ndarray, y: np.ndarray, n_classes: int, split: str = "tes
     )
 
 
+BEST_SINGLE_RULE = "best single model by validation accuracy (ties: name)"
+MM_SELECTION_RULE = ("MM selection: the best 2 image, the best 2 word-embedding and every transformer "
+                     "model, by validation accuracy (the thesis selection)")
+RECOMMENDED_RULE = ("recommended fusion: greedy ensemble selection (Caruana et al. 2004) on validation "
+                    "log-loss over every built model, starting from the best single model")
+RECOMMENDED = "ensemble"
+
+
 def best_single(outputs: Outputs) -> str | None:
-    """The built model with the best validation accuracy (ties: name), or None."""
+    """The built model with the best validation accuracy (ties: name), or None (``BEST_SINGLE_RULE``)."""
     from .fusion.late import usable_models
 
     names = usable_models(outputs)
     return names[0] if names else None
+
+
+def _pair(fn, *args) -> list[str] | None:
+    try:
+        return list(fn(*args))
+    except ValueError:
+        return None
+
+
+def definitions(outputs: Outputs) -> dict:
+    """The one definition of each term the CLI, JSON, pages and downloads use, with its rule.
+
+    Returns:
+        ``best_single`` (name), ``lambda_pair`` (image, any text), ``lambda_pair_word_embedding``,
+        ``feature_cross_pair`` ([image, text] or None), ``mm_models`` and ``rules`` (term -> the
+        sentence saying how it was chosen).
+    """
+    from .fusion.late import LAMBDA_PAIR_RULE, SelectConfig, lambda_pair, select_models
+    from .fusion.learned import FEATURE_CROSS_PAIR_RULE, feature_cross_pair
+
+    return {
+        "best_single": best_single(outputs),
+        "lambda_pair": _pair(lambda_pair, outputs, None),
+        "lambda_pair_word_embedding": _pair(lambda_pair, outputs, "word_embedding"),
+        "feature_cross_pair": _pair(feature_cross_pair, outputs),
+        "mm_models": _pair(select_models, outputs, SelectConfig()),
+        "recommended": RECOMMENDED,
+        "rules": {
+            "best_single": BEST_SINGLE_RULE,
+            "lambda_pair": LAMBDA_PAIR_RULE.format(family="any text family"),
+            "lambda_pair_word_embedding": LAMBDA_PAIR_RULE.format(family="word embedding"),
+            "feature_cross_pair": FEATURE_CROSS_PAIR_RULE,
+            "mm_models": MM_SELECTION_RULE,
+            "recommended": RECOMMENDED_RULE,
+        },
+    }
+
+
+def definition_lines(defs: dict) -> list[str]:
+    """Readable lines "rule: value" of :func:`definitions` (what the report and pages print)."""
+    def show(v):
+        return "none" if v is None else (" x ".join(v) if isinstance(v, list) and len(v) == 2 and v else
+                                         ", ".join(v) if isinstance(v, list) else str(v))
+
+    return [f"{defs['rules'][k]}: {show(defs[k])}" for k in
+            ("best_single", "lambda_pair", "lambda_pair_word_embedding", "feature_cross_pair", "mm_models")]
 
 
 def short_setting(chosen: dict) -> str:
@@ -91,9 +146,11 @@ def compare_methods(outputs: Outputs, results: dict, split: str, n_boot: int = 1
         n_boot: Paired bootstrap resamples.
 
     Returns:
-        ``table`` (records: method, chosen, val/test accuracy, top-2 on split, delta, McNemar p,
-        bootstrap CI), ``topk`` (method -> curve on split), ``configs`` (method -> config +
-        chosen) and ``best`` (the best single model's name).
+        ``table`` (records: method, recommended, chosen, val/test accuracy with their Wilson 95 %
+        bounds, top-2 on split, delta, McNemar mid-p, bootstrap CI), ``topk`` (method -> curve on
+        split), ``configs`` (method -> config + chosen), ``best`` (the best single model's name),
+        ``n`` (pins in split), ``definitions`` (:func:`definitions`) and ``warning`` (a
+        small-test-set note or None).
     """
     y = outputs.y[split]
     best = best_single(outputs)
@@ -106,19 +163,24 @@ def compare_methods(outputs: Outputs, results: dict, split: str, n_boot: int = 1
     for m, r in results.items():
         p = split_probs(r, split)
         pred = p.argmax(1)
-        mc = metrics.mcnemar(pred, pred_b, y)
+        mc = stats.paired_test(pred, pred_b, y)
         bs = metrics.paired_bootstrap(pred, pred_b, y, n_boot=n_boot)
         curve = metrics.topk_curve(p, y)
+        vlo, vhi = stats.accuracy_interval(r.val_accuracy, len(outputs.y["val"]))
+        tlo, thi = stats.accuracy_interval(r.test_accuracy, len(outputs.y["test"]))
         rows.append({
-            "method": m, "chosen on validation": short_setting(r.chosen),
-            "val accuracy": r.val_accuracy, "test accuracy": r.test_accuracy,
+            "method": m, "recommended": m == RECOMMENDED,
+            "chosen on validation": short_setting(r.chosen),
+            "val accuracy": r.val_accuracy, "val accuracy 95% low": vlo, "val accuracy 95% high": vhi,
+            "test accuracy": r.test_accuracy, "test accuracy 95% low": tlo, "test accuracy 95% high": thi,
             f"{split} top-2": float(curve[1]),
             f"Δ vs {best}": metrics.accuracy(p, y) - acc_b,
-            "McNemar p": mc.p_value, "CI low": bs.low, "CI high": bs.high,
+            "McNemar mid-p": mc.p_mid, "CI low": bs.low, "CI high": bs.high,
         })
         topk[m] = curve.tolist()
         configs[m] = {"config": r.config, "chosen": r.chosen}
-    return {"table": rows, "topk": topk, "configs": configs, "best": best}
+    return {"table": rows, "topk": topk, "configs": configs, "best": best, "n": len(y),
+            "definitions": definitions(outputs), "warning": stats.small_test_warning(len(outputs.y["test"]))}
 
 
 def agreement_matrix(outputs: Outputs, split: str, models: list[str]) -> dict:

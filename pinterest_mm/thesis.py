@@ -9,7 +9,9 @@ import dataclasses
 from typing import Any
 
 
-from . import metrics
+import numpy as np
+
+from . import compare, metrics, stats
 from .fusion import fuse, lambda_table, list_methods, usable_models
 from .outputs import FAMILIES, Outputs
 from .textable import text_table
@@ -19,6 +21,17 @@ CLAIMS = (
     "MM beats lambda fusion",
     "lambda fusion beats feature cross",
     "top-2 is more than 10 points above top-1",
+    "the recommended fusion beats the best single model",
+)
+TEST_METHOD = (
+    "Verdicts: a paired test on the test pins at 5 %, Holm-corrected over the {m} applicable claims: "
+    "holds / fails when the Holm-adjusted p is below 0.05 (by the sign of the difference), else "
+    "inconclusive. The verdict uses McNemar's exact mid-p test, which asks whether the discordant "
+    "pins (only A right: b, only B right: c) are balanced. The paired bootstrap 95 % CI of the "
+    "accuracy difference (2,000 resamples, seed 0, not Holm-adjusted) is shown as supporting: it "
+    "gives the difference's uncertainty; both use the same pins and the same difference (b - c) / n. "
+    "The top-2 claim tests the share of pins whose true class ranks second against 0.10 "
+    "(binomial mid-p)."
 )
 
 
@@ -86,6 +99,8 @@ def thesis_report(
     lam_we = lambda_table(outputs, "word_embedding")
     lam_tr = lambda_table(outputs, "transformer")
 
+    defs = compare.definitions(outputs)
+    test_preds: dict[str, np.ndarray] = {}
     fx_rows = []
     if feature_cross_pairs != "none":
         imgs = [m for m in usable_models(outputs, "image") if _has_features(outputs, m)]
@@ -95,13 +110,17 @@ def thesis_report(
         for i in imgs:
             for t in txts:
                 r = fuse(outputs, "feature_cross", image_model=i, text_model=t, **kw)
+                chosen = [i, t] == defs["feature_cross_pair"]
                 fx_rows.append({"image": i, "text": t, "C": r.chosen["C"], "val_accuracy": r.val_accuracy,
-                                "test_accuracy": r.test_accuracy, "test_topk": r.test_topk})
-        fx_rows.sort(key=lambda r: -r["val_accuracy"])
+                                "test_accuracy": r.test_accuracy, "test_topk": r.test_topk, "chosen": chosen})
+                if chosen:
+                    test_preds["feature_cross"] = r.test_probs.argmax(1)
+        fx_rows.sort(key=lambda r: (-r["val_accuracy"], r["image"], r["text"]))
 
     mm = None
     try:
         r = fuse(outputs, "mm", **kw)
+        test_preds["mm"] = r.test_probs.argmax(1)
         mm = {
             "models": r.chosen["models"],
             "l": r.chosen["l"],
@@ -111,31 +130,51 @@ def thesis_report(
             "val_accuracy": r.val_accuracy,
             "test_accuracy": r.test_accuracy,
             "test_topk": r.test_topk,
+            "test_rank2": int((metrics.true_class_rank(r.test_probs, outputs.y["test"]) == 1).sum()),
         }
     except ValueError as exc:
         mm = {"error": str(exc)}
+    for key, fam in (("lambda", None), ("lambda_word_embedding", "word_embedding")):
+        try:
+            test_preds[key] = fuse(outputs, "lambda", text_family=fam, **kw).test_probs.argmax(1)
+        except ValueError:
+            pass
 
     fusions = []
     for name in methods or list_methods():
         try:
             r = fuse(outputs, name, **kw)
+            test_preds.setdefault(name, r.test_probs.argmax(1))
             fusions.append({"method": name, "config": r.config, "chosen": r.chosen,
                             "val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy,
-                            "test_topk": r.test_topk})
+                            "test_topk": r.test_topk, "recommended": name == compare.RECOMMENDED})
         except (ValueError, KeyError) as exc:
             fusions.append({"method": name, "error": str(exc)})
 
+    if compare.RECOMMENDED not in test_preds:
+        try:
+            test_preds[compare.RECOMMENDED] = fuse(outputs, compare.RECOMMENDED, **kw).test_probs.argmax(1)
+        except ValueError:
+            pass
     all_singles = [row for rows in singles.values() for row in rows]
-    best_single = max(all_singles, key=lambda r: r["val_accuracy"], default=None)
+    best_single = next((r for r in all_singles if r["model"] == defs["best_single"]), None)
+    if best_single is not None:
+        test_preds["best_single"] = outputs.probs[best_single["model"]]["test"].argmax(1)
+    for key, pair in (("lambda_word_embedding", defs["lambda_pair_word_embedding"]),):
+        for row in lam_we:
+            row["chosen"] = [row["image"], row["text"]] == pair
+    for row in lam_tr:
+        row["chosen"] = False
+    lam_we_row = next((r for r in lam_we if r["chosen"]), None)
     figures = {
         "4.1_single_topk": {r["model"]: r["test_topk"] for r in all_singles},
         "4.2_lambda_word_embedding_top5": {f"{r['image']}+{r['text']} (lambda={r['best_lambda']})": r["test_topk"] for r in lam_we[:5]},
         "4.3_lambda_transformer_top5": {f"{r['image']}+{r['text']} (lambda={r['best_lambda']})": r["test_topk"] for r in lam_tr[:5]},
         "4.4_methods": {k: v for k, v in {
             "MM": mm.get("test_topk") if mm else None,
-            "lambda (word embedding)": lam_we[0]["test_topk"] if lam_we else None,
+            "lambda (word embedding)": lam_we_row["test_topk"] if lam_we_row else None,
             "lambda (transformer)": lam_tr[0]["test_topk"] if lam_tr else None,
-            "feature cross": fx_rows[0]["test_topk"] if fx_rows else None,
+            "feature cross": next((r["test_topk"] for r in fx_rows if r["chosen"]), None),
             "best single": best_single["test_topk"] if best_single else None,
         }.items() if v is not None},
     }
@@ -143,6 +182,8 @@ def thesis_report(
         "dataset": outputs.dataset,
         "n": {s: int(len(outputs.y[s])) for s in outputs.y},
         "n_classes": outputs.n_classes,
+        "definitions": defs,
+        "warning": stats.small_test_warning(int(len(outputs.y["test"]))),
         "single_models": singles,
         "best_single": best_single,
         "lambda_word_embedding": lam_we,
@@ -152,50 +193,88 @@ def thesis_report(
         "figures": figures,
         "fusions": fusions,
     }
-    report["claims"] = _claims(report)
+    stats.add_intervals({k: report[k] for k in ("single_models", "best_single", "lambda_word_embedding",
+                                                 "lambda_transformer", "feature_cross", "mm", "fusions")},
+                        report["n"])
+    report["claims"] = claims(report, test_preds, outputs.y["test"])
+    report["test_method"] = TEST_METHOD.format(m=sum(c["verdict"] != "not applicable" for c in report["claims"]))
     return report
 
 
-def _claim(claim: str, a: tuple[str, float] | None, b: tuple[str, float] | None, missing: str) -> dict:
-    if a is None or b is None:
-        return {"claim": claim, "holds": None, "evidence": f"not applicable: {missing}"}
-    holds = a[1] > b[1]
-    return {"claim": claim, "holds": bool(holds),
-            "evidence": f"{a[0]} test {a[1]:.4f} vs {b[0]} test {b[1]:.4f} (settings chosen on validation)"}
+def _na(claim: str, why: str) -> dict:
+    return {"claim": claim, "verdict": "not applicable", "holds": None, "evidence": f"not applicable: {why}"}
 
 
-def _claims(rep: dict) -> list[dict]:
-    mm = rep["mm"] if rep["mm"] and "test_accuracy" in rep["mm"] else None
+def _paired(claim: str, a: str, b: str, pa: np.ndarray, pb: np.ndarray, y: np.ndarray) -> dict:
+    """A claim "a beats b" on the same test pins: McNemar mid-p (verdict) + bootstrap (support)."""
+    n = len(y)
+    t = stats.paired_test(pa, pb, y)
+    bs = stats.paired_bootstrap(pa, pb, y)
+    acc_a, acc_b = float((pa == y).mean()), float((pb == y).mean())
+    return {"claim": claim, "a": a, "b": b, "n": n, "diff": t.diff, "p": t.p_mid,
+            "mcnemar": {"b": t.b, "c": t.c, "p_mid": t.p_mid, "p_exact": t.p_exact},
+            "bootstrap": {"diff": bs.diff, "low": bs.low, "high": bs.high},
+            "evidence": (f"{a} test {stats.fmt_interval(acc_a, n)} vs {b} test {stats.fmt_interval(acc_b, n)}; "
+                         f"difference {t.diff:+.3f}; McNemar b={t.b} c={t.c} mid-p {t.p_mid:.3g}"
+                         f"{{holm}}; bootstrap 95 % CI [{bs.low:+.3f}, {bs.high:+.3f}]")}
+
+
+def claims(rep: dict, preds: dict[str, np.ndarray], y: np.ndarray) -> list[dict]:
+    """The thesis's claims with a verdict each: holds / fails / inconclusive / not applicable.
+
+    Args:
+        rep: The report so far (``definitions``, ``mm``, ``best_single``).
+        preds: Predicted test labels (n_test,) by key: ``mm``, ``best_single``, ``lambda``
+            (image x any text pair), ``lambda_word_embedding``, ``feature_cross``, ``ensemble``.
+        y: Test labels, shape (n_test,).
+    """
+    d = rep["definitions"]
     bs = rep["best_single"]
-    lam_rows = rep["lambda_word_embedding"] + rep["lambda_transformer"]
-    lam = max(lam_rows, key=lambda r: r["val_accuracy"]) if lam_rows else None
-    lam_we = rep["lambda_word_embedding"][0] if rep["lambda_word_embedding"] else None
-    fx = rep["feature_cross"][0] if rep["feature_cross"] else None
+    best = f"best single ({bs['model']})" if bs else "best single"
+
+    def pair(name: str, na: str, a: tuple[str, str], b: tuple[str, str]) -> dict:
+        if a[0] not in preds or b[0] not in preds:
+            return _na(name, na)
+        return _paired(name, a[1], b[1], preds[a[0]], preds[b[0]], y)
+
+    lp, lwe, fx = d["lambda_pair"], d["lambda_pair_word_embedding"], d["feature_cross_pair"]
     out = [
-        _claim(CLAIMS[0], mm and ("MM", mm["test_accuracy"]),
-               bs and (f"best single ({bs['model']})", bs["test_accuracy"]), "no MM fusion or no model"),
-        _claim(CLAIMS[1], mm and ("MM", mm["test_accuracy"]),
-               lam and (f"lambda {lam['image']}+{lam['text']} (lambda={lam['best_lambda']})", lam["test_accuracy"]),
-               "needs an image and a text model"),
-        _claim(CLAIMS[2], lam_we and (f"lambda {lam_we['image']}+{lam_we['text']}", lam_we["test_accuracy"]),
-               fx and (f"feature cross {fx['image']}+{fx['text']}", fx["test_accuracy"]),
-               "needs image and word-embedding models with features"),
+        pair(CLAIMS[0], "no MM fusion or no model", ("mm", "MM"), ("best_single", best)),
+        pair(CLAIMS[1], "needs an image and a text model", ("mm", "MM"),
+             ("lambda", f"lambda {' x '.join(lp)} (image x any text)" if lp else "lambda")),
+        pair(CLAIMS[2], "needs image and word-embedding models with features",
+             ("lambda_word_embedding", f"lambda {' x '.join(lwe)} (image x word embedding)" if lwe else "lambda"),
+             ("feature_cross", f"feature cross {' x '.join(fx)}" if fx else "feature cross")),
     ]
-    if mm and out[0]["holds"] is not None:
+    mm = rep["mm"] if rep["mm"] and "test_accuracy" in rep["mm"] else None
+    if mm:
+        n, k = len(y), mm["test_rank2"]
+        t1, t2 = mm["test_topk"][0], mm["test_topk"][1]
+        lo, hi = stats.wilson(k, n)
+        out.append({"claim": CLAIMS[3], "a": "MM top-2 - top-1", "b": "0.10", "n": n, "diff": k / n - 0.10,
+                    "p": stats.binom_midp(k, n, 0.10),
+                    "evidence": (f"MM test top-1 {t1:.4f}, top-2 {t2:.4f} (+{100 * (t2 - t1):.1f} points, "
+                                 f"95 % [{100 * lo:.1f}, {100 * hi:.1f}]); binomial mid-p vs 10 points "
+                                 f"{stats.binom_midp(k, n, 0.10):.3g}{{holm}}")})
+    else:
+        out.append(_na(CLAIMS[3], "no MM fusion"))
+    out.append(pair(CLAIMS[4], "no ensemble fusion", (compare.RECOMMENDED, f"{compare.RECOMMENDED} (recommended)"),
+                    ("best_single", best)))
+    live = [c for c in out if c.get("verdict") != "not applicable"]
+    for c, p_adj in zip(live, stats.holm([c["p"] for c in live])):
+        c["p_holm"] = p_adj
+        c["verdict"] = stats.verdict(c["diff"], p_adj)
+        c["holds"] = {"holds": True, "fails": False}.get(c["verdict"])
+        c["evidence"] = c["evidence"].replace("{holm}", f", Holm-adjusted {p_adj:.3g}")
+    if mm and out[0]["verdict"] != "not applicable":
         # The thesis's 11 models are all in MM's families; say how MM fares against the
         # best of the models it fuses too, when the overall best single model is not one.
         fused = [r for rows in rep["single_models"].values() for r in rows if r["model"] in set(mm["models"])]
-        best_fused = max(fused, key=lambda r: r["val_accuracy"], default=None)
+        best_fused = min(fused, key=lambda r: (-r["val_accuracy"], r["model"]), default=None)
         if best_fused and bs and best_fused["model"] != bs["model"]:
-            verdict = "beats" if mm["test_accuracy"] > best_fused["test_accuracy"] else "does not beat"
-            out[0]["evidence"] += (f"; MM {verdict} the best model it fuses ({best_fused['model']}, "
-                                   f"test {best_fused['test_accuracy']:.4f})")
-    if mm:
-        t1, t2 = mm["test_topk"][0], mm["test_topk"][1]
-        out.append({"claim": CLAIMS[3], "holds": bool(t2 - t1 > 0.10),
-                    "evidence": f"MM test top-1 {t1:.4f}, top-2 {t2:.4f} (+{100 * (t2 - t1):.1f} points)"})
-    else:
-        out.append({"claim": CLAIMS[3], "holds": None, "evidence": "not applicable: no MM fusion"})
+            word = "beats" if mm["test_accuracy"] > best_fused["test_accuracy"] else "does not beat"
+            out[0]["evidence"] += (f"; MM {word} the best model it fuses ({best_fused['model']}, "
+                                   f"test {best_fused['test_accuracy']:.4f}; not tested)")
     return out
 
 
@@ -204,43 +283,68 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return text_table(headers, rows, digits=4)
 
 
+def _acc(acc: float, n: int) -> str:
+    return stats.fmt_interval(acc, n)
+
+
 def format_thesis_report(report: dict) -> str:
-    """Readable text tables of a :func:`thesis_report`."""
+    """Readable text tables of a :func:`thesis_report`; accuracies with their Wilson 95 % interval."""
+    n_val, n_test = report["n"].get("val", 0), report["n"].get("test", 0)
     parts = [f"Thesis report: {report['dataset']}  (pins {report['n']}, classes {report['n_classes']})"]
+    if report.get("warning"):
+        parts.append(f"WARNING: {report['warning']}")
+    parts.append("Accuracies: value [Wilson 95 % interval]. Definitions used throughout:")
+    parts += [f"  {line}" for line in compare.definition_lines(report["definitions"])]
     titles = {"word_embedding": "Table 4.2 word embeddings + LR", "image": "Table 4.3 images + LR",
               "transformer": "Table 4.4 transformers", "other": "Other models"}
     for fam, rows in report["single_models"].items():
         if rows:
             parts.append(f"\n{titles[fam]}\n" + _table(["model", "val acc", "test acc"],
-                         [[r["model"], r["val_accuracy"], r["test_accuracy"]] for r in rows]))
+                         [[r["model"], _acc(r["val_accuracy"], n_val), _acc(r["test_accuracy"], n_test)]
+                          for r in rows]))
     for key, title in (("lambda_word_embedding", "Table 4.5 lambda fusion, image x word embedding"),
                        ("lambda_transformer", "Table 4.6 lambda fusion, image x transformer")):
         rows = report[key]
         if rows:
             lams = list(rows[0]["test"])
-            parts.append(f"\n{title} (test accuracy per lambda; best lambda chosen on val)\n" + _table(
-                ["image", "text"] + [f"l={l}" for l in lams] + ["best lambda", "val acc", "test acc"],
-                [[r["image"], r["text"], *[r["test"][l] for l in lams], r["best_lambda"],
-                  r["val_accuracy"], r["test_accuracy"]] for r in rows]))
+            parts.append(f"\n{title} (test accuracy per lambda; best lambda chosen on val; * = the lambda "
+                         "pair the claims use)\n" + _table(
+                ["image", "text"] + [f"lambda={l:g}" for l in lams] + ["best lambda", "val acc", "test acc"],
+                [[("* " if r.get("chosen") else "") + r["image"], r["text"], *[r["test"][l] for l in lams],
+                  r["best_lambda"], _acc(r["val_accuracy"], n_val), _acc(r["test_accuracy"], n_test)]
+                 for r in rows]))
     if report["feature_cross"]:
-        parts.append("\nTable 4.7 feature cross\n" + _table(["image", "text", "C", "val acc", "test acc"], [
-            [r["image"], r["text"], r["C"], r["val_accuracy"], r["test_accuracy"]] for r in report["feature_cross"]]))
+        parts.append("\nTable 4.7 feature cross (* = the feature-cross pair the claims and fusions use)\n" + _table(
+            ["image", "text", "C", "val acc", "test acc"], [
+                [("* " if r.get("chosen") else "") + r["image"], r["text"], r["C"], _acc(r["val_accuracy"], n_val),
+                 _acc(r["test_accuracy"], n_test)] for r in report["feature_cross"]]))
     mm = report["mm"]
     if mm and "l_table" in mm:
         parts.append(f"\nTable 4.8 MM, l chosen on validation (chosen l = {mm['l']})\n" + _table(
-            ["l", "val acc", "test acc"], [[g["l"], g["val_accuracy"], g["test_accuracy"]] for g in mm["l_table"]]))
+            ["l", "val acc", "test acc"], [[g["l"], _acc(g["val_accuracy"], n_val), _acc(g["test_accuracy"], n_test)]
+                                           for g in mm["l_table"]]))
         parts.append("\nTable 4.9 MM weights\n" + _table(["model", "weight"], [[m, w] for m, w in mm["weights"].items()]))
         parts.append("\nTable 4.10 MM top-k on test\n" + _table(
-            [f"top-{k}" for k in range(1, 6)], [mm["test_topk"][:5]]))
+            [f"top-{k}" for k in range(1, 6)], [[_acc(v, n_test) for v in mm["test_topk"][:5]]]))
     elif mm:
         parts.append(f"\nMM: {mm.get('error')}")
-    parts.append("\nAll fusion methods (settings chosen on validation)\n" + _table(
+    parts.append("\nAll fusion methods (settings chosen on validation; lambda and feature cross use the pairs "
+                 "above; (recommended) = the method recommended by validation)\n" + _table(
         ["method", "val acc", "test acc", "test top-2"],
-        [[f["method"], f["val_accuracy"], f["test_accuracy"], f["test_topk"][1]] if "error" not in f
+        [[f["method"] + (" (recommended)" if f.get("recommended") else ""), _acc(f["val_accuracy"], n_val),
+          _acc(f["test_accuracy"], n_test), _acc(f["test_topk"][1], n_test)] if "error" not in f
          else [f["method"], "-", "-", f"error: {f['error'][:60]}"] for f in report["fusions"]]))
+    rec = next((f for f in report["fusions"] if f.get("recommended") and "error" not in f), None)
+    if rec:
+        parts.append(f"Recommended by validation: {rec['method']} (val {_acc(rec['val_accuracy'], n_val)}); "
+                     f"on test: {_acc(rec['test_accuracy'], n_test)}")
     parts.append("\nClaims")
+    parts.append(report.get("test_method", ""))
+    if report.get("warning"):
+        parts.append(f"WARNING: {report['warning']}")
     for c in report["claims"]:
-        mark = {True: "HOLDS", False: "FAILS", None: "N/A"}[c["holds"]]
-        parts.append(f"  [{mark}] {c['claim']}: {c['evidence']}")
+        parts.append(f"  [{VERDICT_MARKS[c['verdict']]}] {c['claim']}: {c['evidence']}")
     return "\n".join(parts)
 
+
+VERDICT_MARKS = {"holds": "HOLDS", "fails": "FAILS", "inconclusive": "INCONCLUSIVE", "not applicable": "N/A"}

@@ -259,6 +259,58 @@ def test_compare_buttons_and_downloads(app_home):
     assert any("claim" in str(df.value.columns.tolist()) for df in at.dataframe)
 
 
+def test_report_and_compare_page_name_the_same_best_model_and_pairs(app_home, capsys):
+    """Check ``report --thesis --json``, its text, the Compare page and its JSON download apply one
+    definition of the best single model, the lambda / feature-cross pairs and the MM selection."""
+    from pinterest_mm.cli import main
+
+    assert main(["report", DATASET, "--thesis", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    defs = rep["definitions"]
+    assert defs["best_single"] and defs["lambda_pair"] and defs["mm_models"]
+    assert rep["best_single"]["model"] == defs["best_single"] == rep["models"][0]["name"]
+    fusions = {f["method"]: f for f in rep["fusions"] if "error" not in f}
+    assert [fusions["lambda"]["chosen"]["image_model"], fusions["lambda"]["chosen"]["text_model"]] == defs["lambda_pair"]
+    assert fusions["best_single"]["chosen"]["model"] in defs["mm_models"]
+    assert fusions["ensemble"]["recommended"] and fusions["ensemble"]["test_accuracy_ci"]
+    assert main(["report", DATASET, "--thesis"]) == 0
+    text = capsys.readouterr().out
+    at = page("compare")
+    no_exception(at)
+    shown = captions(at)
+    from pinterest_mm.compare import definition_lines
+
+    for line in definition_lines(defs):
+        assert line in text and line in shown
+    assert f"best single model by validation accuracy (ties: name): {defs['best_single']}" in shown
+    info = next(str(i.value) for i in at.info if "Recommended by validation: **ensemble**" in str(i.value))
+    ens = fusions["ensemble"]
+    from pinterest_mm.outputs import load_outputs
+    from pinterest_mm.ui.results import default_config
+
+    out = load_outputs(Store(app_home, read_only=True), DATASET)
+    assert default_config(out, "ensemble") == {}  # every built model, as the report
+    assert default_config(out, "equal")["models"] == tuple(defs["mm_models"])
+    assert f"test {ens['test_accuracy']:.3f} [{ens['test_accuracy_ci'][0]:.2f}, {ens['test_accuracy_ci'][1]:.2f}]" in info
+    n_test = rep["n"]["test"]
+    assert n_test < 200 and any(f"{n_test} test pins" in str(w.value) for w in at.warning)
+    assert f"WARNING: Small test set: {n_test} test pins" in text
+    methods_fig = figure(at, 0)
+    assert all(t.get("error_y", {}).get("arrayminus") for t in methods_fig["data"])
+    models_at = page("models")
+    no_exception(models_at)
+    assert f"best single model by validation accuracy (ties: name): **{defs['best_single']}**" in captions(models_at)
+    assert all(t.get("error_y", {}).get("array") for t in figure(models_at, 0)["data"])
+
+
+def test_fusion_text_says_which_models_the_ensemble_chooses_from():
+    from pinterest_mm.ui.state import Setting
+
+    assert Setting("d", method="ensemble").fusion_text() == "ensemble (settings chosen on validation; models: every built model)"
+    assert Setting("d", method="equal").fusion_text().endswith("models: thesis selection)")
+    assert Setting("d", method="ensemble", models=("a", "b")).fusion_text().endswith("models: a, b)")
+
+
 def test_safe_csv_neutralizes_formulas():
     """Check CSV cells starting with = + - @ are prefixed with a quote."""
     from pinterest_mm.ui.widgets import safe_csv

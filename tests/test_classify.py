@@ -47,3 +47,20 @@ def test_tfidf_uses_the_same_loop():
     C, scores, pipe, oof = fit_tfidf_cv(texts, y, 3, TfidfConfig(c_grid=(1.0, 10.0), folds=4))
     assert C == 1.0 and scores == {1.0: 1.0, 10.0: 1.0}  # a tie: the smaller C
     assert pipe.predict(["cake pizza tonight"])[0] == 0 and oof.shape == (24, 3)
+
+
+def test_c_grid_parsing_and_edge_warning():
+    from pinterest_mm.models.classify import THESIS_C_GRID, c_edge_warning, parse_c_grid
+
+    assert parse_c_grid("1, 0.1,0.01") == (1.0, 0.1, 0.01)
+    for bad in ("", "a,b", "1,-1", "0", "1,1", "nan"):
+        try:
+            parse_c_grid(bad)
+        except ValueError as exc:
+            assert "--c-grid takes comma-separated positive numbers" in str(exc) and "0.1,0.01" in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
+    assert "largest C" in c_edge_warning(0.1, THESIS_C_GRID) and "1" in c_edge_warning(0.1, THESIS_C_GRID)
+    assert "smallest C" in c_edge_warning(0.0001, THESIS_C_GRID)
+    assert c_edge_warning(0.01, THESIS_C_GRID) is None and c_edge_warning(0.001, THESIS_C_GRID) is None
+    assert c_edge_warning(1.0, (1.0,)) is None  # a one-value grid has no edge to speak of

@@ -300,7 +300,7 @@ def test_drill_down_helpers():
 
 def test_compare_methods_against_the_best_single_model():
     """Check the comparison table's delta, McNemar p and top-k, agreement and calibration."""
-    from pinterest_mm import compare
+    from pinterest_mm import compare, stats
 
     o = synthetic_outputs(n=(300, 200, 200), C=5)
     fitted = {m: fuse(o, m) for m in ("mm", "equal")}
@@ -311,7 +311,12 @@ def test_compare_methods_against_the_best_single_model():
     row = next(r for r in cmp["table"] if r["method"] == "mm")
     p = fitted["mm"].test_probs
     assert row[f"Δ vs {best}"] == pytest.approx(metrics.accuracy(p, y) - metrics.accuracy(pb, y))
-    assert row["McNemar p"] == pytest.approx(metrics.mcnemar(p.argmax(1), pb.argmax(1), y).p_value)
+    assert row["McNemar mid-p"] == pytest.approx(stats.paired_test(p.argmax(1), pb.argmax(1), y).p_mid)
+    n = len(y)
+    assert [row["test accuracy 95% low"], row["test accuracy 95% high"]] == pytest.approx(
+        stats.wilson(round(fitted["mm"].test_accuracy * n), n))
+    assert cmp["warning"] is None and cmp["n"] == 200  # 200 test pins: no small-test warning
+    assert cmp["definitions"]["best_single"] == best and [r["recommended"] for r in cmp["table"]] == [False, False]
     assert row["CI low"] <= row[f"Δ vs {best}"] <= row["CI high"]
     np.testing.assert_allclose(cmp["topk"]["mm"], metrics.topk_curve(p, y))
     ag = compare.agreement_matrix(o, "test", [best, "we_a"])

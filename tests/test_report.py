@@ -8,12 +8,17 @@ from sklearn.metrics import top_k_accuracy_score
 
 from pinterest_mm.build import build
 from pinterest_mm.report import format_model_report, model_report
+from pinterest_mm.stats import wilson
 
 
 def test_model_report_contents(tiny_store):
     build(tiny_store, "tiny", ["glove-6b-50", "tfidf-lr"], progress=False)
     rep = model_report(tiny_store, "tiny")
-    assert set(rep) == {"dataset", "classes", "models", "skipped"} and rep["skipped"] == []
+    assert set(rep) == {"dataset", "classes", "n", "models", "skipped", "definitions", "interval",
+                        "warning"} and rep["skipped"] == []
+    n_test = rep["n"]["test"]
+    assert n_test == len(tiny_store.pins("tiny", "test")) and str(n_test) in rep["warning"]  # tiny: < 200 pins
+    assert rep["definitions"]["best_single"] == rep["models"][0]["name"]
     assert rep["dataset"] == "tiny" and rep["classes"] == tiny_store.classes("tiny")
     json.dumps(rep)  # JSON-ready
     C = len(rep["classes"])
@@ -21,7 +26,12 @@ def test_model_report_contents(tiny_store):
     y = tiny_store.pins("tiny", "test")["label"].to_numpy()
     for m in rep["models"]:
         assert set(m) == {"name", "family", "modality", "params", "cv_score", "val_accuracy",
-                          "test_accuracy", "test_topk", "seconds"}
+                          "test_accuracy", "test_topk", "seconds", "val_accuracy_ci", "test_accuracy_ci",
+                          "test_topk_ci", "c_warning"}
+        lo, hi = m["test_accuracy_ci"]
+        assert lo < m["test_accuracy"] < hi or m["test_accuracy"] in (lo, hi)
+        assert m["test_accuracy_ci"] == list(wilson(round(m["test_accuracy"] * n_test), n_test))
+        assert len(m["test_topk_ci"]) == len(m["test_topk"])
         assert len(m["test_topk"]) == min(10, C)
         assert m["test_topk"] == sorted(m["test_topk"]) and m["test_topk"][-1] == 1.0
         assert abs(m["test_topk"][0] - m["test_accuracy"]) < 1e-9
@@ -33,11 +43,36 @@ def test_model_report_contents(tiny_store):
     assert "glove-6b-50" in text and "tfidf-lr" in text and "6 classes" in text
     glove = next(m for m in rep["models"] if m["name"] == "glove-6b-50")
     row = next(line.split() for line in text.splitlines() if line.startswith("glove-6b-50"))
-    assert row[3] == f"{glove['params']['C']:g}" and row[5] == f"{glove['val_accuracy']:.4f}"
-    assert row[8] == f"{glove['test_topk'][2]:.4f}"  # top-3
+    lo, hi = glove["val_accuracy_ci"]
+    assert row[3] == f"{glove['params']['C']:g}" and row[5:8] == [f"{glove['val_accuracy']:.3f}", f"[{lo:.2f},", f"{hi:.2f}]"]
+    assert row[14] == f"{glove['test_topk'][2]:.3f}"  # top-3
+    assert f"best single model by validation accuracy (ties: name): {rep['models'][0]['name']}" in text
+    assert f"WARNING: Small test set: {n_test} test pins" in text
 
 
 def test_empty_report(tiny_store):
     rep = model_report(tiny_store, "tiny")
     assert rep["models"] == []
     assert "no models built" in format_model_report(rep)
+
+
+def test_build_c_grid_and_the_edge_of_grid_note(tiny_store, monkeypatch, capsys):
+    """``build --c-grid`` sets the C values tried (stored with the model); ``report`` flags a C on
+    the grid's edge; a malformed grid is refused with a one-line message."""
+    import pytest
+
+    from pinterest_mm.cli import main
+    from pinterest_mm.models.classify import c_edge_warning
+
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tiny_store.root))
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "tiny", "--models", "glove-6b-50", "--c-grid", "1,zero"])
+    assert exc.value.code == 2 and "--c-grid takes comma-separated positive numbers" in capsys.readouterr().err
+    assert tiny_store.models("tiny").empty  # nothing was built
+    assert main(["build", "tiny", "--models", "glove-6b-50", "--c-grid", "5,0.5", "--quiet"]) == 0
+    capsys.readouterr()
+    rep = model_report(tiny_store, "tiny")
+    glove = rep["models"][0]
+    assert sorted(glove["params"]["cv_scores"]) == ["0.5", "5.0"] and glove["params"]["C"] in (0.5, 5.0)
+    assert glove["c_warning"] == c_edge_warning(glove["params"]["C"], (5.0, 0.5)) is not None  # 2 values: both edges
+    assert f"glove-6b-50: {glove['c_warning']}" in format_model_report(rep)

@@ -194,19 +194,34 @@ def _lambda_grid(outputs: Outputs, img: str, txt: str, lams) -> tuple[list[dict]
 @register("lambda", LambdaConfig, "lambda * image + (1 - lambda) * text, lambda chosen on val", "late")
 def fit_lambda(outputs: Outputs, cfg: LambdaConfig) -> FusionResult:
     """Lambda late fusion of one (image, text) pair."""
-    img = cfg.image_model or _first(usable_models(outputs, "image"), "image")
-    if cfg.text_model:
-        txt = cfg.text_model
-    elif cfg.text_family:
-        txt = _first(usable_models(outputs, cfg.text_family), cfg.text_family)
-    else:
-        txt = _first(usable_models(outputs, modality="text"), "text")
+    img, txt = cfg.image_model, cfg.text_model
+    if img is None or txt is None:
+        best_img, best_txt = lambda_pair(outputs, cfg.text_family)
+        img, txt = img or best_img, txt or best_txt
     lams = (cfg.lam,) if cfg.lam is not None else cfg.lam_grid
     grid, fused = _lambda_grid(outputs, img, txt, lams)
     i = _pick(grid)
     lam = float(lams[i])
     chosen = {"lambda": lam, "image_model": img, "text_model": txt}
     return finish(outputs, "lambda", cfg, chosen, *fused[i], weights={img: lam, txt: 1 - lam}, grid=grid)
+
+
+LAMBDA_PAIR_RULE = ("lambda pair: the best image model x the best text model ({family}), "
+                    "each by validation accuracy (ties: name)")
+
+
+def lambda_pair(outputs: Outputs, text_family: str | None = None) -> tuple[str, str]:
+    """The (image, text) pair lambda fusion uses by default: the one rule (``LAMBDA_PAIR_RULE``).
+
+    Args:
+        text_family: ``word_embedding``, ``transformer`` or None (any text model).
+    """
+    img = _first(usable_models(outputs, "image"), "image")
+    if text_family:
+        txt = _first(usable_models(outputs, text_family), text_family)
+    else:
+        txt = _first(usable_models(outputs, modality="text"), "text")
+    return img, txt
 
 
 def _first(names: list[str], what: str) -> str:
@@ -363,3 +378,77 @@ def fit_optimized(outputs: Outputs, cfg: OptimizedConfig) -> FusionResult:
     pv, pt = weighted_sum(stack_val, w), weighted_sum(stack_test, w)
     chosen = {"models": models, "val_log_loss": metrics.log_loss(pv, outputs.y["val"])}
     return finish(outputs, "optimized", cfg, chosen, pv, pt, weights=dict(zip(models, w)))
+
+
+# ----------------------------------------------------------------------------- ensemble selection
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Greedy ensemble selection with replacement (Caruana et al. 2004) on validation log-loss.
+
+    Attributes:
+        models: Candidate models (None = every built model).
+        rounds: Greedy additions after the start (the best single model).
+        eps: Probability floor inside the log.
+    """
+
+    models: tuple[str, ...] | None = None
+    rounds: int = 25
+    eps: float = 1e-7
+
+
+def ensemble_selection(prob_stack_val: np.ndarray, y_val: np.ndarray, start: int, rounds: int = 25,
+                       eps: float = 1e-7) -> np.ndarray:
+    """Caruana's greedy selection with replacement, as AutoGluon's ``EnsembleSelection``.
+
+    Starts from model ``start`` (the best single model), then adds, ``rounds`` times, the model
+    (repeats allowed) whose inclusion gives the lowest validation log-loss of the average. Of the
+    ensembles visited, returns the one with the lowest log-loss among those whose validation
+    accuracy is at least the start's, so it is never worse than the start on validation.
+
+    Args:
+        prob_stack_val: Validation probabilities, shape (M, n_val, C).
+        y_val: Labels, shape (n_val,).
+        start: Index of the starting model.
+
+    Returns:
+        Weights, shape (M,): selection counts / total, summing to 1.
+    """
+    stack = np.asarray(prob_stack_val, np.float64)
+    y = np.asarray(y_val)
+    M = stack.shape[0]
+    rows = np.arange(len(y))
+
+    def scores(p: np.ndarray) -> tuple[float, float]:
+        return float(-np.log(np.maximum(p[rows, y], eps)).mean()), float((p.argmax(1) == y).mean())
+
+    counts = np.zeros(M)
+    counts[start] = 1
+    total = stack[start].copy()
+    loss, acc0 = scores(total)
+    best_counts, best_loss = counts.copy(), loss
+    for _ in range(rounds):
+        k = counts.sum()
+        trials = [scores((total + stack[j]) / (k + 1))[0] for j in range(M)]
+        j = int(np.argmin(trials))  # ties: the first (candidates come best-first)
+        counts[j] += 1
+        total += stack[j]
+        loss, acc = scores(total / counts.sum())
+        if loss < best_loss and acc >= acc0:
+            best_counts, best_loss = counts.copy(), loss
+    return best_counts / best_counts.sum()
+
+
+@register("ensemble", EnsembleConfig,
+          "Recommended: greedy ensemble selection on val log-loss, from the best single model", "late")
+def fit_ensemble(outputs: Outputs, cfg: EnsembleConfig) -> FusionResult:
+    """Greedy ensemble selection over every built model (the recommended fusion)."""
+    cands = list(cfg.models) if cfg.models else usable_models(outputs)
+    cands = sorted(cands, key=lambda m: (-val_accuracy(outputs, m), m))
+    _first(cands, "usable")
+    stack_val, stack_test = prob_stack(outputs, cands, "val"), prob_stack(outputs, cands, "test")
+    w = ensemble_selection(stack_val, outputs.y["val"], 0, cfg.rounds, cfg.eps)
+    keep = [i for i in range(len(cands)) if w[i] > 0]
+    pv, pt = weighted_sum(stack_val[keep], w[keep]), weighted_sum(stack_test[keep], w[keep])
+    chosen = {"models": [cands[i] for i in keep], "start": cands[0],
+              "val_log_loss": metrics.log_loss(pv, outputs.y["val"])}
+    return finish(outputs, "ensemble", cfg, chosen, pv, pt, weights={cands[i]: float(w[i]) for i in keep})

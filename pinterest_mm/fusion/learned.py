@@ -111,6 +111,15 @@ def best_feature_model(
     raise ValueError(f"No {what} model with cached features and val/test probabilities.")
 
 
+FEATURE_CROSS_PAIR_RULE = ("feature-cross pair: the best image model x the best word-embedding model "
+                           "with cached features, each by validation accuracy (ties: name)")
+
+
+def feature_cross_pair(outputs: Outputs) -> tuple[str, str]:
+    """The (image, word-embedding) pair feature cross uses by default (``FEATURE_CROSS_PAIR_RULE``)."""
+    return best_feature_model(outputs, "image"), best_feature_model(outputs, "word_embedding")
+
+
 def model_features(outputs: Outputs, model: str) -> dict[str, np.ndarray]:
     feats = outputs.feature_loader(model) if outputs.feature_loader else None
     if feats is None:
@@ -142,8 +151,10 @@ class FeatureCrossConfig:
 @register("feature_cross", FeatureCrossConfig, "Outer product, row/column max pooling, LR", "learned")
 def fit_feature_cross(outputs: Outputs, cfg: FeatureCrossConfig) -> FusionResult:
     """Feature cross fusion of one (image, text) pair."""
-    img = cfg.image_model or best_feature_model(outputs, "image")
-    txt = cfg.text_model or best_feature_model(outputs, "word_embedding")
+    img, txt = cfg.image_model, cfg.text_model
+    if img is None or txt is None:
+        best_img, best_txt = feature_cross_pair(outputs)
+        img, txt = img or best_img, txt or best_txt
     fa, fb = model_features(outputs, img), model_features(outputs, txt)
     X = {s: cross_pool(fa[s], fb[s]) for s in SPLITS}
     lr = LogRegConfig(c_grid=cfg.c_grid, folds=cfg.folds, max_iter=cfg.max_iter, seed=cfg.seed)

@@ -14,6 +14,35 @@ from sklearn.preprocessing import StandardScaler
 THESIS_C_GRID = (0.1, 0.01, 0.001, 0.0001)
 
 
+def parse_c_grid(text: str) -> tuple[float, ...]:
+    """``"1,0.1,0.01"`` -> (1.0, 0.1, 0.01); ValueError with a one-line message when it is not
+    a comma-separated list of positive numbers without repeats."""
+    parts = [t.strip() for t in str(text).split(",") if t.strip()]
+    try:
+        grid = tuple(float(t) for t in parts)
+    except ValueError:
+        grid = ()
+    if not grid or any(not np.isfinite(c) or c <= 0 for c in grid) or len(set(grid)) != len(grid):
+        raise ValueError(f"--c-grid takes comma-separated positive numbers without repeats, such as "
+                         f"'1,0.1,0.01' (the thesis grid is {','.join(f'{c:g}' for c in THESIS_C_GRID)}); "
+                         f"got {str(text)[:80]!r}.")
+    return grid
+
+
+def c_edge_warning(C: float, c_grid) -> str | None:
+    """A note when the chosen C is the largest or smallest of a grid of 2+ values, else None.
+
+    At an edge the best C may lie outside the grid; the note names ``--c-grid``.
+    """
+    grid = sorted({float(c) for c in c_grid})
+    if len(grid) < 2 or float(C) not in (grid[0], grid[-1]):
+        return None
+    side = "weakest regularization (largest C)" if float(C) == grid[-1] else "strongest regularization (smallest C)"
+    wider = grid[-1] * 10 if float(C) == grid[-1] else grid[0] / 10
+    return (f"C = {float(C):g} is the {side} of the grid {', '.join(f'{c:g}' for c in grid)}: the best C may "
+            f"lie outside it; rebuild with a wider grid, e.g. --c-grid including {wider:g}.")
+
+
 @dataclass(frozen=True)
 class LogRegConfig:
     """Settings of the CV-optimized logistic regression.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from .weights import (  # noqa: F401  (re-exported: the registry is where users look)

@@ -126,13 +126,25 @@ def topk_figure(
     return _figure(traces, title, **axes)
 
 
+def interval_error(df: pd.DataFrame, split: str) -> dict | None:
+    """Plotly ``error_y`` of ``{split} accuracy`` from its ``95% low`` / ``95% high`` columns, or None."""
+    lo, hi, v = f"{split} accuracy 95% low", f"{split} accuracy 95% high", f"{split} accuracy"
+    if lo not in df or hi not in df:
+        return None
+    return dict(type="data", symmetric=False, array=(df[hi] - df[v]).clip(lower=0).tolist(),
+                arrayminus=(df[v] - df[lo]).clip(lower=0).tolist(), color="#444", thickness=1.2, width=4)
+
+
 def accuracy_bars(df: pd.DataFrame, title: str = "Accuracy per model") -> go.Figure:
-    """Grouped bars of validation and test accuracy; ``df`` has model, val/test accuracy."""
+    """Grouped bars of validation and test accuracy; ``df`` has model, val/test accuracy and,
+    when present, their Wilson 95 % bounds (``val accuracy 95% low`` ...) drawn as error bars."""
     x = df["model"].tolist()
     return _figure([
-        dict(type="bar", x=x, y=df["val accuracy"].tolist(), name="validation", marker_color="#9ecae1"),
-        dict(type="bar", x=x, y=df["test accuracy"].tolist(), name="test", marker_color="#08519c"),
-    ], title, barmode="group", yaxis=dict(title="accuracy", range=[0, 1]))
+        dict(type="bar", x=x, y=df["val accuracy"].tolist(), name="validation", marker_color="#9ecae1",
+             error_y=interval_error(df, "val")),
+        dict(type="bar", x=x, y=df["test accuracy"].tolist(), name="test", marker_color="#08519c",
+             error_y=interval_error(df, "test")),
+    ], title, barmode="group", yaxis=dict(title="accuracy (bars: Wilson 95 % interval)", range=[0, 1]))
 
 
 def heatmap(
@@ -245,11 +257,12 @@ def method_bars(df: pd.DataFrame, title: str, ref: float | None = None) -> go.Fi
         notes.append(dict(text="best single model (test)", x=0, xref="x domain", xanchor="left", y=ref,
                           yref="y", yanchor="bottom", showarrow=False))
     return _figure([
-        dict(type="bar", x=x, y=df["val accuracy"].tolist(), name="validation", marker_color="#9ecae1"),
+        dict(type="bar", x=x, y=df["val accuracy"].tolist(), name="validation", marker_color="#9ecae1",
+             error_y=interval_error(df, "val")),
         dict(type="bar", x=x, y=test, name="test", marker_color="#d62728",
-             text=[f"{v:.3f}" for v in test], textposition="outside"),
+             text=[f"{v:.3f}" for v in test], textposition="outside", error_y=interval_error(df, "test")),
     ], title, barmode="group", height=400, shapes=shapes, annotations=notes,
-        yaxis=dict(title="accuracy", range=[0, 1.05]))
+        yaxis=dict(title="accuracy (bars: Wilson 95 % interval)", range=[0, 1.05]))
 
 
 def reliability_figure(cals: Mapping[str, object], title: str) -> go.Figure:

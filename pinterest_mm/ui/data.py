@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from .. import metrics
+from .. import metrics, stats
 from ..config import home
 from ..errors import one_line
 from ..outputs import Outputs, load_outputs
@@ -150,6 +150,14 @@ def thesis_selection(out: Outputs) -> list[str]:
         return usable_models(out)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def definitions(dataset: str, ver: str) -> dict:
+    """:func:`pinterest_mm.compare.definitions`: best single model, pairs, MM selection, with rules."""
+    from ..compare import definitions as _definitions
+
+    return _definitions(outputs(dataset, ver))
+
+
 def usable_models(out: Outputs, family: str | None = None, modality: str | None = None) -> list[str]:
     """Models with val + test probabilities, best validation accuracy first."""
     from ..fusion.late import usable_models as _usable
@@ -198,18 +206,25 @@ def fuse_cached(dataset: str, ver: str, method: str, **config):
 # ----------------------------------------------------------------------------- metrics
 @st.cache_data(max_entries=32, show_spinner=False)
 def single_model_table(dataset: str, ver: str) -> pd.DataFrame:
-    """Per model: family, modality, val/test accuracy, chosen params, build time."""
+    """Per model: family, modality, val/test accuracy with Wilson 95 % bounds, chosen params, build time.
+
+    Ordered by validation accuracy, ties by name (the best single model rule)."""
     out = outputs(dataset, ver)
     rows = []
     for name, info in out.models.items():
         params = {k: v for k, v in (info.params or {}).items() if not isinstance(v, (list, dict))}
+        vlo, vhi = stats.accuracy_interval(info.val_accuracy, len(out.y["val"]))
+        tlo, thi = stats.accuracy_interval(info.test_accuracy, len(out.y["test"]))
         rows.append({
             "model": name, "family": info.family, "modality": info.modality,
-            "val accuracy": info.val_accuracy, "test accuracy": info.test_accuracy,
+            "val accuracy": info.val_accuracy, "val accuracy 95% low": vlo, "val accuracy 95% high": vhi,
+            "test accuracy": info.test_accuracy, "test accuracy 95% low": tlo, "test accuracy 95% high": thi,
             "cv score": info.cv_score, "build s": info.seconds,
             "hyperparameters": json.dumps(params, default=str)[:300],
         })
-    return pd.DataFrame(rows).sort_values("val accuracy", ascending=False, ignore_index=True)
+    df = pd.DataFrame(rows)
+    order = sorted(range(len(df)), key=lambda i: (-df["val accuracy"].iloc[i], df["model"].iloc[i]))
+    return df.iloc[order].reset_index(drop=True)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

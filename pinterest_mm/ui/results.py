@@ -12,6 +12,7 @@ import json
 import streamlit as st
 
 from .. import compare
+from ..compare import RECOMMENDED
 from ..outputs import Outputs
 from .data import fuse_cached, fused, method_fields, outputs, safe_error, thesis_selection
 
@@ -19,7 +20,8 @@ from .data import fuse_cached, fused, method_fields, outputs, safe_error, thesis
 def default_config(out: Outputs, method: str, setting=None) -> dict:
     """The config a method runs with here: the view's setting, else the thesis defaults.
 
-    ``models`` is always explicit (the thesis selection when the setting names none); for
+    ``models`` is explicit (the thesis selection when the setting names none; the recommended
+    ``ensemble`` then chooses among every built model, as the report does); for
     MM / lambda the setting's l / lambda is fixed when set, else chosen on validation.
     """
     fields = method_fields(method)
@@ -33,6 +35,8 @@ def default_config(out: Outputs, method: str, setting=None) -> dict:
         if s is not None and s.method == "lambda" and s.lam is not None:
             cfg["lam"] = float(s.lam)
         return cfg
+    if method == RECOMMENDED and not (s is not None and s.models):
+        return cfg  # the recommended ensemble chooses among every built model, as in the report
     if "models" in fields:
         models = list(s.models) if s is not None and s.models else thesis_selection(out)
         cfg["models"] = tuple(m for m in models if m in out.models)

@@ -72,6 +72,8 @@ class Setting:
         else:
             knob = "settings chosen on validation"
         models = "thesis selection" if not self.models else ", ".join(self.models)
+        if self.method == "ensemble" and not self.models:
+            models = "every built model"
         if self.method == "lambda":
             models = ""
         return f"{self.method} ({knob}" + (f"; models: {models})" if models else ")")
