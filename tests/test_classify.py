@@ -64,3 +64,26 @@ def test_c_grid_parsing_and_edge_warning():
     assert "smallest C" in c_edge_warning(0.0001, THESIS_C_GRID)
     assert c_edge_warning(0.01, THESIS_C_GRID) is None and c_edge_warning(0.001, THESIS_C_GRID) is None
     assert c_edge_warning(1.0, (1.0,)) is None  # a one-value grid has no edge to speak of
+
+
+def test_cv_uses_the_configured_folds():
+    """5-fold CV when every class has at least 5 train pins (the thesis's 3.4.1); fewer only
+    when the smallest present class is smaller; a label absent from train does not count."""
+    sizes = []
+
+    def pipeline(C):
+        class Recording(KNeighborsClassifier):
+            def fit(self, X, y):
+                sizes.append(len(y))
+                return super().fit(X, y)
+
+        return make_pipeline(Recording(n_neighbors=1))
+
+    X, y = _blobs(60, 3)
+    cv_over_c(X, y, 4, (1.0,), pipeline, folds=5)  # n_classes 4: label 3 never occurs in train
+    assert sizes[:5] == [48] * 5 and len(sizes) == 6  # 5 folds of 48 train rows, then the refit
+    sizes.clear()
+    y_small = y.copy()
+    y_small[np.flatnonzero(y == 2)[3:]] = 0  # class 2 keeps 3 pins -> 3 folds
+    cv_over_c(X, y_small, 3, (1.0,), pipeline, folds=5)
+    assert len(sizes) == 4

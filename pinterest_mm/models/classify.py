@@ -128,7 +128,8 @@ def cv_over_c(
         the smaller C (stronger regularization).
     """
     y = np.asarray(y)
-    min_count = int(np.bincount(y).min(initial=0)) if len(y) else 0
+    counts = np.bincount(y) if len(y) else np.zeros(0, int)
+    min_count = int(counts[counts > 0].min()) if (counts > 0).any() else 0  # classes present in train
     n_folds = max(2, min(folds, min_count)) if min_count >= 2 else 2
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     split_idx = list(skf.split(np.zeros(len(y)), y))
