@@ -14,6 +14,7 @@ import plotly.express as px
 import streamlit as st
 
 from pinterest_mm.embed.space import run_inference
+from pinterest_mm.predict import MAX_TEXT_CHARS
 from pinterest_mm.ui import data, predict, widgets
 from pinterest_mm.ui.text import plotly_text
 
@@ -101,7 +102,7 @@ tab_search, tab_user, tab_map = st.tabs(["Search", "A user", "Map"])
 with tab_search:
     c1, c2 = st.columns(2)
     with c1:
-        query = st.text_input("Text", key="search_text", max_chars=predict.MAX_TEXT_CHARS,
+        query = st.text_input("Text", key="search_text", max_chars=MAX_TEXT_CHARS,
                               placeholder="e.g. summer dress with flowers")
     with c2:
         up = st.file_uploader("or an image (PNG, JPEG or WebP)", type=["png", "jpg", "jpeg", "webp"],

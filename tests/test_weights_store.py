@@ -165,7 +165,7 @@ def test_download_from_a_hub_resumes_and_fills_the_caches_the_loaders_read(machi
     for n in names:
         assert get_model(n).available()[0], n
     # The loaders read what was downloaded: the weights, the folder, the vectors.
-    net = get_model("effnetv2-b1").create(image_size=32).backbone("cpu").net
+    net = get_model("effnetv2-b1").create(image_size=32).torch_backbone("cpu").net
     key = "conv_stem.weight"
     assert np.array_equal(net.state_dict()[key].numpy(), fake_hub.state[key].numpy())
     src_bert, _ = get_model("bert-base").create().source()
@@ -221,7 +221,7 @@ def test_pack_and_unpack_move_the_weights_to_an_air_gapped_machine(machine, tmp_
     assert main(["weights", "unpack", str(pack_dir), "--quiet"]) == 0
     for n in ("effnetv2-b1", "bert-base", "glove-twitter-200"):
         assert get_model(n).available()[0], n
-    net = get_model("effnetv2-b1").create(image_size=32).backbone("cpu").net
+    net = get_model("effnetv2-b1").create(image_size=32).torch_backbone("cpu").net
     assert np.array_equal(net.state_dict()["conv_stem.weight"].numpy(), state["conv_stem.weight"].numpy())
     src, _ = get_model("bert-base").create().source()
     assert Path(src).name == COMMIT  # the snapshot keeps its hub commit
