@@ -87,3 +87,22 @@ def test_cv_uses_the_configured_folds():
     y_small[np.flatnonzero(y == 2)[3:]] = 0  # class 2 keeps 3 pins -> 3 folds
     cv_over_c(X, y_small, 3, (1.0,), pipeline, folds=5)
     assert len(sizes) == 4
+
+
+def test_cv_fits_with_one_blas_thread():
+    """The CV fits run with one BLAS thread (measured faster on 2 cores; same sums everywhere)."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def pipeline(C):
+        class Recording(KNeighborsClassifier):
+            def fit(self, X, y):
+                seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+                return super().fit(X, y)
+
+        return make_pipeline(Recording(n_neighbors=1))
+
+    X, y = _blobs(60, 3)
+    cv_over_c(X, y, 3, (1.0,), pipeline)
+    assert seen and all(s == {1} for s in seen), seen
