@@ -1,0 +1,59 @@
+"""Speed benchmarks: ``bench`` (fusion + metrics) and ``bench extract``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .common import add_runtime_options, dumps, positive_int
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "bench_what", None) == "extract":
+        return cmd_bench_extract(args)
+    from .. import bench
+
+    result = bench.run_benchmarks()
+    if args.json:
+        print(dumps(result))
+    else:
+        from ..textable import text_table
+
+        print(text_table(["benchmark", "pins", "median ms"],
+                         [[b["name"], b.get("n_pins"), b["median_ms"]] for b in result["benchmarks"]], digits=2))
+        for key, value in result.items():
+            if key != "benchmarks":
+                print(f"{key}: {value}")
+    return 0
+
+
+def cmd_bench_extract(args: argparse.Namespace) -> int:
+    from ..bench_extract import ExtractBenchConfig, format_extract_bench, run_extract_bench
+
+    backends = tuple(b.strip() for b in args.backend.split(",") if b.strip()) if args.backend else None
+    config = ExtractBenchConfig(model=args.model, backends=backends, images=args.images, n=args.n,
+                                repeats=args.repeats, batch_size=args.batch_size,
+                                threads=args.threads, workers=args.workers)
+    result = run_extract_bench(config)
+    print(json.dumps(result, indent=2) if args.json else format_extract_bench(result))
+    return 0
+
+
+def register(sub) -> None:
+    """Add this module's commands to the ``pinterest-mm`` subparsers."""
+    p = sub.add_parser("bench", help="fusion + metrics speed benchmark (`bench extract`: feature extraction)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    bench_sub = p.add_subparsers(dest="bench_what")
+    q = bench_sub.add_parser("extract", help="images/s of each inference runtime vs a naive loop")
+    q.add_argument("--model", default="effnet-lite0", help="an image model (default effnet-lite0)")
+    q.add_argument("--backend", default=None,
+                   help="comma-separated runtimes, e.g. onnxruntime,openvino:bf16 (default: all installed)")
+    q.add_argument("--images", type=Path, default=None, help="a folder of JPEG/PNG files (default: generated pins)")
+    q.add_argument("--n", type=positive_int, default=128, help="images (default 128)")
+    q.add_argument("--repeats", type=positive_int, default=3, help="repeats; medians are shown (default 3)")
+    q.add_argument("--batch-size", type=positive_int, default=32)
+    add_runtime_options(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench)
