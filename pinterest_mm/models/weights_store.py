@@ -130,7 +130,7 @@ def locate(spec: ModelSpec) -> Path | None:
         return path if path.exists() else None
     opts = spec.options
     if opts.get("backend") == "timm":
-        from .image import _timm_hub_file
+        from .backbones import _timm_hub_file
 
         hit = _timm_hub_file(opts["timm_name"])
         return Path(hit) if hit else None
@@ -288,7 +288,7 @@ def _pack_files(spec: ModelSpec, found: Path) -> list[tuple[Path, RemoteFile, st
     if first.source == "gensim":
         return [(found, RemoteFile(spec.name, "gensim", first.repo, found.name), revision)]
     if spec.options.get("backend") == "timm":
-        from .image import timm_weights_file
+        from .backbones import timm_weights_file
 
         f = timm_weights_file(found)
         target = "model.safetensors" if f.suffix == ".safetensors" else "pytorch_model.bin"
