@@ -71,7 +71,7 @@ RECOMMENDED = "ensemble"
 
 def best_single(outputs: Outputs) -> str | None:
     """The built model with the best validation accuracy (ties: name), or None (``BEST_SINGLE_RULE``)."""
-    from .fusion.late import usable_models
+    from .fusion.select import usable_models
 
     names = usable_models(outputs)
     return names[0] if names else None
@@ -92,7 +92,7 @@ def definitions(outputs: Outputs) -> dict:
         ``feature_cross_pair`` ([image, text] or None), ``mm_models`` and ``rules`` (term -> the
         sentence saying how it was chosen).
     """
-    from .fusion.late import LAMBDA_PAIR_RULE, SelectConfig, lambda_pair, select_models
+    from .fusion.select import LAMBDA_PAIR_RULE, SelectConfig, lambda_pair, select_models
     from .fusion.learned import FEATURE_CROSS_PAIR_RULE, feature_cross_pair
 
     return {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pinterest_mm import stats
-from pinterest_mm.fusion.late import ensemble_selection
+from pinterest_mm.fusion.fitted import ensemble_selection
 from pinterest_mm.thesis import CLAIMS, claims
 
 

@@ -1,4 +1,5 @@
-"""Fusion methods behind one registry: ``late`` (MM, lambda, baselines, pooling), ``learned``
+"""Fusion methods behind one registry: ``late`` (MM, lambda, baselines, pooling; models chosen
+by ``select``), ``fitted`` (optimized weights, ensemble selection), ``learned``
 (scikit-learn: stacking, feature cross), ``nets`` (torch: gated, MLPs); ``live`` is the slider path.
 
 Typical use::
@@ -21,13 +22,13 @@ from .late import (
     lambda_table,
     log_linear,
     mm_weights,
-    optimize_weights,
     prob_stack,
     select_models,
     usable_models,
     val_accuracy,
     weighted_sum,
 )
+from .fitted import ensemble_selection, optimize_weights
 from .learned import cross_pool, cross_pool_explicit
 from .live import FusionStack, LiveScores, LiveView
 from . import nets  # noqa: F401 - registers gated, concat_mlp and attention_mlp
@@ -45,7 +46,7 @@ from .registry import (
 
 __all__ = [
     "LAMBDA_GRID", "MM_L_GRID", "FusionResult", "blas_threads", "FusionStack", "LiveScores", "LiveView",
-    "SelectConfig", "cache_key", "config_dict", "cross_pool", "cross_pool_explicit", "fuse", "get_method", "lambda_table",
+    "SelectConfig", "cache_key", "ensemble_selection", "config_dict", "cross_pool", "cross_pool_explicit", "fuse", "get_method", "lambda_table",
     "list_methods", "log_linear", "make_config", "mm_weights", "optimize_weights",
     "prob_stack", "register", "select_models", "usable_models", "val_accuracy", "weighted_sum",
 ]

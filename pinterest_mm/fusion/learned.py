@@ -10,7 +10,7 @@ import numpy as np
 
 from ..models.classify import THESIS_C_GRID, LogRegConfig, fit_logreg_cv
 from ..outputs import SPLITS, Outputs
-from .late import SelectConfig, select_models, usable_models
+from .select import SelectConfig, select_models, usable_models
 from .registry import FusionResult, finish, register
 
 

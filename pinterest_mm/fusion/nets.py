@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..outputs import SPLITS, Outputs
-from .late import usable_models
+from .select import usable_models
 from .learned import best_feature_model, first_usable, model_features
 from .registry import FusionResult, finish, register
 

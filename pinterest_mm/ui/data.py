@@ -142,7 +142,7 @@ def pins_by_split(dataset: str, ver: str, split: str) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- fusion
 def thesis_selection(out: Outputs) -> list[str]:
     """The thesis's model selection (best 2 image, best 2 word-embedding, all transformers)."""
-    from ..fusion.late import SelectConfig, select_models
+    from ..fusion.select import SelectConfig, select_models
 
     try:
         return select_models(out, SelectConfig())
@@ -160,7 +160,7 @@ def definitions(dataset: str, ver: str) -> dict:
 
 def usable_models(out: Outputs, family: str | None = None, modality: str | None = None) -> list[str]:
     """Models with val + test probabilities, best validation accuracy first."""
-    from ..fusion.late import usable_models as _usable
+    from ..fusion.select import usable_models as _usable
 
     return _usable(out, family, modality)
 
