@@ -7,13 +7,14 @@ store once; everything downstream slices these arrays and never touches DuckDB.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from .config import FAMILIES, SPLITS
-from .store import Store, StoreError
+from .store import Store
 
 __all__ = ["FAMILIES", "SPLITS", "ModelInfo", "Outputs", "load_outputs"]
 
@@ -116,34 +117,25 @@ def probs_mismatch(dataset: str, model: str, probs: dict[str, np.ndarray],
     return None
 
 
-def load_outputs(store: Store, dataset: str, attempts: int = 20) -> Outputs:
+def load_outputs(store: Store, dataset: str) -> Outputs:
     """Read a dataset's labels and every built model's probabilities from the store.
+
+    The read is one consistent snapshot (:meth:`Store.snapshot`: one connection, one read
+    transaction): a build or import that commits while it runs (the app reads while builds
+    write) is not seen, so the result never mixes two versions of the dataset or a model.
 
     Args:
         store: The store.
         dataset: Dataset name.
-        attempts: Reads tried before giving up while the dataset keeps changing.
 
     Returns:
         The :class:`Outputs`, with a feature loader reading the cached feature arrays.
-
-    Raises:
-        StoreError: The dataset changed during every one of ``attempts`` reads.
-
-    The read is one consistent snapshot: a build or import that commits while it runs (the
-    app reads while builds write) makes it read again, and a read that never settles raises
-    instead of returning a mix of two versions.
     """
-    for _ in range(attempts):
-        before = store.version(dataset)
-        out = _read_outputs(store, dataset)
-        if store.version(dataset) == before:
-            return out
-    raise StoreError(f"Dataset {dataset!r} changed during each of {attempts} reads (a build or import "
-                     "is writing it): try again when it has finished.")
+    with store.snapshot() as snap:
+        return _read_outputs(snap, dataset, features_of=store.features_path)
 
 
-def _read_outputs(store: Store, dataset: str) -> Outputs:
+def _read_outputs(store: Store, dataset: str, features_of: Callable[[str, str], Path]) -> Outputs:
     classes = store.classes(dataset)
     pins = store.pins(dataset)
     y, pin_ids, rows = {}, {}, {}
@@ -179,7 +171,7 @@ def _read_outputs(store: Store, dataset: str) -> Outputs:
         )
 
     def feature_loader(model: str) -> dict[str, np.ndarray] | None:
-        path = store.features_path(dataset, model)
+        path = features_of(dataset, model)
         if not path.exists():
             return None
         feats = np.load(path, mmap_mode="r")

@@ -293,6 +293,22 @@ class Store:
                     "command again."
                 ) from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator["Store"]:
+        """Yield a read-only view of the store at one instant.
+
+        Every query on the view runs on one connection inside one transaction (DuckDB's
+        snapshot isolation): commits made meanwhile by other connections are not seen, and
+        another process that wants to write waits until the view is closed. Writes through
+        the view are refused (:meth:`put_fusion` is a no-op, as on a read-only store).
+        """
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield _Snapshot(self, con)
+            finally:
+                con.execute("ROLLBACK")
+
     # ------------------------------------------------------------------ datasets
     def write_dataset(
         self,
@@ -614,3 +630,22 @@ class Store:
                 "SELECT result FROM fusions WHERE dataset = ? AND key = ?", [dataset, key]
             ).fetchone()
         return json.loads(row[0]) if row else None
+
+
+class _Snapshot(Store):
+    """A :class:`Store` whose every query runs on one open read transaction (see :meth:`Store.snapshot`)."""
+
+    def __init__(self, store: Store, con: duckdb.DuckDBPyConnection) -> None:  # no schema setup
+        self.root, self.path, self.read_only = store.root, store.path, True
+        self._con = con
+
+    @contextmanager
+    def connect(self, *, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield the snapshot's connection."""
+        yield self._con
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Refuse: a snapshot only reads."""
+        raise StoreError("A store snapshot only reads; write through the store itself.")
+        yield self._con  # pragma: no cover - makes this a generator
