@@ -59,11 +59,16 @@ CREATE TABLE IF NOT EXISTS models (
     fingerprint VARCHAR, built_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS probs (
     dataset VARCHAR, model VARCHAR, split VARCHAR, split_row INTEGER, probs FLOAT[]);
-CREATE TABLE IF NOT EXISTS fusions (
-    dataset VARCHAR, key VARCHAR, config VARCHAR, result VARCHAR, created_at TIMESTAMP);
+DROP TABLE IF EXISTS fusions;
+CREATE TABLE IF NOT EXISTS fusion_cache (
+    dataset VARCHAR, key VARCHAR, dataset_version VARCHAR, config VARCHAR, result VARCHAR,
+    created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS fusion_arrays (
+    dataset VARCHAR, key VARCHAR, name VARCHAR, shape INTEGER[], data BLOB);
 """
 
-_DATASET_TABLES = ("classes", "pins", "manifest_rows", "import_report", "models", "probs", "fusions")
+_DATASET_TABLES = ("classes", "pins", "manifest_rows", "import_report", "models", "probs", "fusion_cache",
+                   "fusion_arrays")
 
 
 # Errors of a damaged database file (as opposed to a wrong query).
@@ -612,25 +617,65 @@ class Store:
         return "|".join(str(x) for x in row) if row else "missing"
 
     # ------------------------------------------------------------------ fused results
+    FUSION_CACHE_KEEP = 32  # fused results kept per dataset, the most recent first
+
     def put_fusion(self, dataset: str, key: str, config: dict, result: dict) -> None:
-        """Cache a fused result under its full config key (not on a read-only store)."""
+        """Cache a fused result under its full config key (not on a read-only store).
+
+        Top-level values of ``result`` that are numpy arrays (the fused probabilities, shape
+        (n_split, C)) are stored as float32 bytes with their shape; the rest as JSON. Entries
+        made on another version of the dataset (:meth:`version`: a model rebuilt or added,
+        the dataset replaced) are dropped, and only the ``FUSION_CACHE_KEEP`` most recent
+        entries of the dataset are kept.
+        """
         if self.read_only:  # a cache: `report --thesis` on a read-only store computes, never writes
             return
+        arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in result.items() if isinstance(v, np.ndarray)}
+        meta = {k: v for k, v in result.items() if k not in arrays}
+        version = self.version(dataset)
         with self.transaction() as con:
-            con.execute("DELETE FROM fusions WHERE dataset = ? AND key = ?", [dataset, key])
+            con.execute("DELETE FROM fusion_cache WHERE dataset = ? AND key = ?", [dataset, key])
+            con.execute("DELETE FROM fusion_arrays WHERE dataset = ? AND key = ?", [dataset, key])
             con.execute(
-                "INSERT INTO fusions VALUES (?, ?, ?, ?, ?)",
-                [dataset, key, json.dumps(config), json.dumps(result), _now()],
+                "INSERT INTO fusion_cache VALUES (?, ?, ?, ?, ?, ?)",
+                [dataset, key, version, json.dumps(config), json.dumps(meta), _now()],
             )
+            con.executemany(
+                "INSERT INTO fusion_arrays VALUES (?, ?, ?, ?, ?)",
+                [[dataset, key, name, list(arr.shape), arr.tobytes()] for name, arr in arrays.items()],
+            )
+            self._prune_fusions(con, dataset, version, self.FUSION_CACHE_KEEP)
+
+    @staticmethod
+    def _prune_fusions(con: duckdb.DuckDBPyConnection, dataset: str, version: str, keep: int) -> None:
+        """Drop a dataset's cached fusions of other versions and all but the ``keep`` most recent."""
+        con.execute("DELETE FROM fusion_cache WHERE dataset = ? AND dataset_version <> ?", [dataset, version])
+        con.execute(
+            "DELETE FROM fusion_cache WHERE dataset = ? AND key NOT IN (SELECT key FROM fusion_cache "
+            "WHERE dataset = ? ORDER BY created_at DESC, key LIMIT ?)",
+            [dataset, dataset, keep],
+        )
+        con.execute(
+            "DELETE FROM fusion_arrays a WHERE a.dataset = ? AND NOT EXISTS (SELECT 1 FROM fusion_cache c "
+            "WHERE c.dataset = a.dataset AND c.key = a.key)",
+            [dataset],
+        )
 
     def get_fusion(self, dataset: str, key: str) -> dict | None:
-        """Return a cached fused result, or None."""
+        """Return a cached fused result (its arrays as float32 numpy arrays), or None."""
         with self.connect() as con:
             row = con.execute(
-                "SELECT result FROM fusions WHERE dataset = ? AND key = ?", [dataset, key]
+                "SELECT result FROM fusion_cache WHERE dataset = ? AND key = ?", [dataset, key]
             ).fetchone()
-        return json.loads(row[0]) if row else None
-
+            arrays = con.execute(
+                "SELECT name, shape, data FROM fusion_arrays WHERE dataset = ? AND key = ?", [dataset, key]
+            ).fetchall() if row else []
+        if not row:
+            return None
+        out = json.loads(row[0])
+        for name, shape, data in arrays:
+            out[name] = np.frombuffer(data, np.float32).reshape(shape).copy()  # writable
+        return out
 
 class _Snapshot(Store):
     """A :class:`Store` whose every query runs on one open read transaction (see :meth:`Store.snapshot`)."""

@@ -78,9 +78,18 @@ class FusionResult:
         out["key"] = self.key
         return out
 
+    def to_record(self) -> dict:
+        """Return :meth:`to_json` with the arrays kept as float32 numpy arrays (for the store's cache)."""
+        out = self.summary()
+        out["val_probs"] = np.asarray(self.val_probs, np.float32)
+        out["test_probs"] = np.asarray(self.test_probs, np.float32)
+        out["per_pin_weight"] = None if self.per_pin_weight is None else np.asarray(self.per_pin_weight, np.float32)
+        out["key"] = self.key
+        return out
+
     @classmethod
     def from_json(cls, d: dict) -> "FusionResult":
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json` and :meth:`to_record`."""
         ppw = d.get("per_pin_weight")
         return cls(
             method=d["method"],
@@ -216,7 +225,7 @@ def fuse(
         result = entry.fit(outputs, cfg)
     result.key = key
     if store is not None:
-        store.put_fusion(outputs.dataset, key, config_dict(cfg), result.to_json())
+        store.put_fusion(outputs.dataset, key, config_dict(cfg), result.to_record())
     return result
 
 
