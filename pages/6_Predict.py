@@ -8,8 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from pinterest_mm.predict import MAX_TEXT_CHARS, clip_text, fusion_weights, predict_pin, top_k
-from pinterest_mm.ui import charts, data, predict, results, widgets
+from pinterest_mm.predict import MAX_TEXT_CHARS, clip_text, pin_fusion, predict_pin, top_k
+from pinterest_mm.ui import charts, data, predict, widgets
+from pinterest_mm.ui.results import default_config
 from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Predict", split_choice=False)
@@ -17,20 +18,12 @@ ds, ver, s = pg.dataset, pg.ver, pg.setting
 out = pg.out
 classes = out.classes
 
-res, weights, label = None, None, ""
-if data.method_info(s.method)[1] != "learned":  # a learned fusion would be trained just to look
-    try:
-        res = results.current_fusion(ds, ver, s)
-        weights, label = res.weights, s.fusion_text()
-    except Exception as exc:
-        st.warning(f"The current fusion setting cannot be used ({md_text(data.safe_error(exc), 600)}).")
-if not weights:
-    res = data.fuse_cached(ds, ver, "mm", models=tuple(data.thesis_selection(out)))
-    weights = res.weights
-    label = f"MM over the thesis selection, l = {res.chosen.get('l', 1):g} chosen on validation " \
-            f"(the method {s.method} has no per-model weights to apply to one pin)"
-st.caption(f"Dataset **{md_text(ds)}** · fused prediction with {md_text(label, 1000)}")
-weights, combine = fusion_weights(res)
+choice = pin_fusion(out, s.method, default_config(out, s.method, s),
+                    lambda m, **cfg: data.fuse_cached(ds, ver, m, **cfg), s.fusion_text())
+if choice.problem:
+    st.warning(md_text(choice.problem, 600))
+st.caption(f"Dataset **{md_text(ds)}** · fused prediction with {md_text(choice.label, 1000)}")
+weights, combine = choice.weights, choice.combine
 modalities = {m: out.models[m].modality for m in out.models}
 
 # ----------------------------------------------------------------------------- inputs

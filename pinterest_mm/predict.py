@@ -66,6 +66,58 @@ def fusion_weights(result) -> tuple[dict[str, float], str]:
     return dict(result.weights), ("log_linear" if result.method == "log_linear" else "sum")
 
 
+@dataclass
+class PinFusion:
+    """The fusion whose per-model weights predict a new pin (see :func:`pin_fusion`).
+
+    Attributes:
+        result: The :class:`pinterest_mm.fusion.FusionResult` applied.
+        weights: Its per-model weights.
+        combine: ``"log_linear"`` or ``"sum"`` (see :func:`fusion_weights`).
+        label: What is applied, in words.
+        problem: Why the asked setting could not be used ("" when it was, or was learned).
+    """
+
+    result: object
+    weights: dict[str, float]
+    combine: str
+    label: str
+    problem: str = ""
+
+
+def pin_fusion(outputs, method: str, config: dict, fit: Callable[..., object], label: str = "") -> PinFusion:
+    """Choose the fusion that weights a new pin's votes.
+
+    The asked method with its config when it has per-model weights; otherwise (a learned
+    method, which has none and is not trained just to look, or a setting that cannot run on
+    this dataset) MM over the thesis selection (:func:`~.fusion.select.thesis_selection`)
+    with l chosen on validation.
+
+    Args:
+        outputs: The dataset's :class:`~pinterest_mm.outputs.Outputs`.
+        method: The asked fusion method.
+        config: Its config fields.
+        fit: ``fit(method, **config) -> FusionResult``, e.g. a cached :func:`pinterest_mm.fusion.fuse`.
+        label: The asked setting in words (the label when it is applied).
+    """
+    from .fusion.registry import get_method
+    from .fusion.select import thesis_selection
+
+    problem = ""
+    if get_method(method).kind != "learned":
+        try:
+            res = fit(method, **config)
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:  # cannot run here: say why
+            problem = f"The current fusion setting cannot be used ({one_line(exc)})."
+        else:
+            if res.weights:
+                return PinFusion(res, *fusion_weights(res), label or method)
+    res = fit("mm", models=tuple(thesis_selection(outputs)))
+    label = (f"MM over the thesis selection, l = {res.chosen.get('l', 1):g} chosen on validation "
+             f"(the method {method} has no per-model weights to apply to one pin)")
+    return PinFusion(res, *fusion_weights(res), label, problem)
+
+
 def clip_text(text: str | None, limit: int = MAX_TEXT_CHARS) -> tuple[str, str]:
     """Return (text to use, note); long texts are cut at ``limit`` characters."""
     text = (text or "").replace("\x00", " ").strip()

@@ -107,3 +107,12 @@ def first_model(names: list[str], what: str) -> str:
     if not names:
         raise ValueError(f"No {what} model with val and test probabilities is built.")
     return names[0]
+
+
+def thesis_selection(outputs: Outputs) -> list[str]:
+    """The thesis's model selection (best 2 image, best 2 word-embedding, every transformer),
+    or every usable model, best first, when that rule selects none (e.g. only TF-IDF built)."""
+    try:
+        return select_models(outputs, SelectConfig())
+    except ValueError:
+        return usable_models(outputs)

@@ -20,6 +20,7 @@ import streamlit as st
 
 from .. import metrics, stats
 from ..config import home
+from ..data import counts
 from ..errors import one_line
 from ..outputs import Outputs, load_outputs
 from ..store import Store
@@ -141,13 +142,10 @@ def pins_by_split(dataset: str, ver: str, split: str) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- fusion
 def thesis_selection(out: Outputs) -> list[str]:
-    """The thesis's model selection (best 2 image, best 2 word-embedding, all transformers)."""
-    from ..fusion.select import SelectConfig, select_models
+    """:func:`pinterest_mm.fusion.select.thesis_selection`."""
+    from ..fusion.select import thesis_selection as _selection
 
-    try:
-        return select_models(out, SelectConfig())
-    except ValueError:
-        return usable_models(out)
+    return _selection(out)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -316,44 +314,26 @@ def safe_error(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------- overview counts
 @st.cache_data(max_entries=8, show_spinner=False)
 def category_counts(dataset: str, ver: str) -> pd.DataFrame:
-    """Distinct pins per category before (every manifest row) and after cleaning (kept)."""
-    return _before_after_by_category(manifest_rows(dataset, ver))
-
-
-def _before_after_by_category(rows: pd.DataFrame) -> pd.DataFrame:
-    """Distinct pins per category among ``rows`` (before) and among the kept ones (after)."""
-    before = rows.groupby("category", dropna=False)["pin_id"].nunique()
-    after = rows[rows["status"] == "kept"].groupby("category")["pin_id"].nunique()
-    df = pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
-    df.index = df.index.fillna("(empty)").astype(str)
-    return df.rename_axis("category").reset_index()
+    """:func:`pinterest_mm.data.counts.category_counts` of the dataset (cached)."""
+    return counts.category_counts(manifest_rows(dataset, ver))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def user_table(dataset: str, ver: str) -> pd.DataFrame:
-    """Per user: pins saved in the manifest and pins kept after cleaning, most first."""
-    rows = manifest_rows(dataset, ver)
-    rows = rows[rows["user_id"].notna() & (rows["user_id"].astype(str) != "")]
-    before = rows.groupby("user_id")["pin_id"].nunique()
-    after = rows[rows["status"] == "kept"].groupby("user_id")["pin_id"].nunique()
-    df = pd.DataFrame({"before": before, "after": after}).fillna(0).astype(int)
-    return df.sort_values(["after", "before"], ascending=False).rename_axis("user_id").reset_index()
+    """:func:`pinterest_mm.data.counts.user_table` of the dataset (cached)."""
+    return counts.user_table(manifest_rows(dataset, ver))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def user_category_counts(dataset: str, ver: str, user: str) -> pd.DataFrame:
-    """One user's distinct pins per category, before and after cleaning (thesis Fig. 3.6)."""
-    rows = manifest_rows(dataset, ver)
-    return _before_after_by_category(rows[rows["user_id"].astype(str) == str(user)])
+    """:func:`pinterest_mm.data.counts.user_category_counts` (cached)."""
+    return counts.user_category_counts(manifest_rows(dataset, ver), user)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def drop_reasons(dataset: str, ver: str) -> pd.DataFrame:
-    """Distinct pins per status (kept, or the step that dropped them)."""
-    rows = manifest_rows(dataset, ver)
-    step = rows["status"].astype(str).str.split(":").str[0]
-    return (rows.assign(step=step).groupby("step")["pin_id"].nunique()
-            .sort_values(ascending=False).rename("pins").reset_index())
+    """:func:`pinterest_mm.data.counts.drop_reasons` of the dataset (cached)."""
+    return counts.drop_reasons(manifest_rows(dataset, ver))
 
 
 def method_fields(method: str) -> set[str]:
