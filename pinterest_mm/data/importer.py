@@ -123,12 +123,12 @@ def format_report(report: pd.DataFrame) -> str:
     """Return the import report as a text table: one line per step, totals over categories."""
     if report.empty:
         return "(empty report)"
+    from ..textable import text_table
+
     totals = report.groupby(["step_idx", "step"], sort=True)[["dropped", "remaining"]].sum()
-    lines = [f"{'step':<18} {'dropped':>8} {'remaining':>10}  why"]
     reasons = report.drop_duplicates("step").set_index("step")["reason"]
-    for (_, step), row in totals.iterrows():
-        lines.append(f"{step:<18} {row.dropped:>8,} {row.remaining:>10,}  {reasons[step]}")
-    return "\n".join(lines)
+    rows = [[step, int(row.dropped), int(row.remaining), reasons[step]] for (_, step), row in totals.iterrows()]
+    return text_table(["step", "dropped", "remaining", "why"], rows, rule=False)
 
 
 # The steps announced on the progress bar, in order.

@@ -315,24 +315,15 @@ def profile_models(profile: str) -> list[ModelSpec]:
 
 def format_models_table(specs: list[ModelSpec] | None = None) -> str:
     """Return a text table of models: name, modality, family, dim, available now, source."""
+    from ..textable import text_table
+
     specs = list_models() if specs is None else specs
     rows = []
     for s in specs:
         ok, why = s.available()
-        rows.append(
-            [
-                s.name,
-                s.modality,
-                s.family,
-                "-" if s.dim is None else str(s.dim),
-                ("yes" if ok else "no") + (" (default)" if s.offline else ""),
-                s.source + ("" if ok else f" [{why}]"),
-            ]
-        )
-    head = ["name", "modality", "family", "dim", "available", "source"]
-    widths = [max(len(head[i]), *(len(r[i]) for r in rows)) if rows else len(head[i]) for i in range(5)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  " + head[5]]
-    lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
-    for r in rows:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[5])
-    return "\n".join(lines)
+        rows.append([
+            s.name, s.modality, s.family, "-" if s.dim is None else str(s.dim),
+            ("yes" if ok else "no") + (" (default)" if s.offline else ""),
+            s.source + ("" if ok else f" [{why}]"),
+        ])
+    return text_table(["name", "modality", "family", "dim", "available", "source"], rows)
