@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from pinterest_mm.data.sources import hm, openclipart
-from pinterest_mm.data.sources.openclipart import CategorySpec, ClipMeta
+from pinterest_mm.data.sources import hm
+from tools.demo_data import openclipart
+from tools.demo_data.openclipart import CategorySpec, ClipMeta
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "pinterest_mm" / "demo_data"

@@ -16,7 +16,7 @@ from pathlib import Path
 import imagehash
 from PIL import Image
 
-from ..clean import HASH_SIZE
+from pinterest_mm.data.clean import HASH_SIZE
 
 _NS_RE = re.compile(r"^\{[^}]*\}")
 

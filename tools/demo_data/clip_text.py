@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 
-from ..clean import clean_words
+from pinterest_mm.data.clean import clean_words
 from .clip_categories import CategorySpec
 from .clip_files import ClipMeta
 

@@ -25,7 +25,7 @@ re-exports:
 
 Usage::
 
-    python -m pinterest_mm.data.sources.openclipart OUT_DIR [--root /usr/share/openclipart]
+    python -m tools.demo_data.openclipart OUT_DIR [--root /usr/share/openclipart]
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def write_attribution(out_dir: Path, manifest: pd.DataFrame) -> Path:
         "on a Debian system), so it may be copied, modified and redistributed without",
         "restriction. The authors are listed below with thanks.",
         "",
-        "Built by `python -m pinterest_mm.data.sources.openclipart`: PNGs were composited on",
+        "Built by `python -m tools.demo_data.openclipart`: PNGs were composited on",
         "white and shrunk to thumbnails; descriptions were built from each SVG's title,",
         "description and keywords, without the words of the pin's own category and without the",
         "author's name. The `user_id` of a pin is the clip's author; the `board` is its clip-art",
@@ -409,7 +409,7 @@ def _report(manifest: pd.DataFrame, skipped: Counter[str], out_dir: Path, max_mb
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m pinterest_mm.data.sources.openclipart OUT_DIR``.
+    """Command line: ``python -m tools.demo_data.openclipart OUT_DIR``.
 
     Args:
         argv: Arguments (default: ``sys.argv[1:]``).
