@@ -662,11 +662,18 @@ class Store:
         )
 
     def get_fusion(self, dataset: str, key: str) -> dict | None:
-        """Return a cached fused result (its arrays as float32 numpy arrays), or None."""
+        """Return a cached fused result (its arrays as float32 numpy arrays), or None.
+
+        A store made before the cache had its own tables, opened read-only (so its schema is
+        not brought up to date), has no cached results: None.
+        """
         with self.connect() as con:
-            row = con.execute(
-                "SELECT result FROM fusion_cache WHERE dataset = ? AND key = ?", [dataset, key]
-            ).fetchone()
+            try:
+                row = con.execute(
+                    "SELECT result FROM fusion_cache WHERE dataset = ? AND key = ?", [dataset, key]
+                ).fetchone()
+            except duckdb.CatalogException:
+                return None
             arrays = con.execute(
                 "SELECT name, shape, data FROM fusion_arrays WHERE dataset = ? AND key = ?", [dataset, key]
             ).fetchall() if row else []

@@ -51,3 +51,16 @@ def test_cache_keeps_the_most_recent_entries_of_the_current_version(tiny_store, 
     new = fuse(outs, "equal", store=tiny_store).key
     assert _keys(tiny_store, "tiny") == {new} == _array_keys(tiny_store, "tiny")
     assert tiny_store.get_fusion("tiny", keys[-1]) is None
+
+
+def test_a_store_from_before_the_array_cache(tmp_path):
+    """Its JSON-text ``fusions`` table: read-only it has no cached results; writable, it is replaced."""
+    store = Store(tmp_path)
+    with store.connect() as con:
+        con.execute("DROP TABLE fusion_cache; DROP TABLE fusion_arrays; CREATE TABLE fusions "
+                    "(dataset VARCHAR, key VARCHAR, config VARCHAR, result VARCHAR, created_at TIMESTAMP)")
+    assert Store(tmp_path, read_only=True).get_fusion("tiny", "k") is None
+    Store(tmp_path)
+    with store.connect() as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"fusion_cache", "fusion_arrays"} <= tables and "fusions" not in tables
