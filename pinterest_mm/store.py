@@ -684,6 +684,7 @@ class Store:
             out[name] = np.frombuffer(data, np.float32).reshape(shape).copy()  # writable
         return out
 
+
 class _Snapshot(Store):
     """A :class:`Store` whose every query runs on one open read transaction (see :meth:`Store.snapshot`)."""
 
