@@ -4,7 +4,7 @@ calibration, the thesis tables with a verdict per claim, and downloads."""
 import pandas as pd
 import streamlit as st
 
-from pinterest_mm.compare import definition_lines as compare_lines
+from pinterest_mm.compare import calibration_methods, definition_lines as compare_lines
 from pinterest_mm.ui import charts, data, results, widgets
 from pinterest_mm.ui.text import md_text
 
@@ -73,7 +73,7 @@ with left:
     st.plotly_chart(charts.topk_figure(curves, {f"best single ({best})": out.models[best].family},
                                        f"Top-k accuracy per method ({split})", bold=["mm"]), key="topk")
 with right:
-    cal_methods = tuple(m for m in ("mm", "lambda", "equal", "optimized") if m in table["method"].tolist())
+    cal_methods = calibration_methods(table["method"].tolist())
     cals = results.calibrations(ds, ver, split, cal_methods)
     st.plotly_chart(charts.reliability_figure(cals, f"Reliability diagrams ({split})"), key="calib")
 

@@ -196,6 +196,14 @@ def agreement_matrix(outputs: Outputs, split: str, models: list[str]) -> dict:
     return {"both_wrong": both_wrong, "same": same}
 
 
+CALIBRATION_METHODS = ("mm", "lambda", "equal", "optimized")  # the reliability diagrams' methods
+
+
+def calibration_methods(compared: list[str]) -> tuple[str, ...]:
+    """The methods whose reliability diagrams are drawn: :data:`CALIBRATION_METHODS` among ``compared``."""
+    return tuple(m for m in CALIBRATION_METHODS if m in compared)
+
+
 def calibrations(outputs: Outputs, split: str, results: dict) -> dict:
     """Reliability data of the best single model and each fitted method (name -> Calibration)."""
     y = outputs.y[split]

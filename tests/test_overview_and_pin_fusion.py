@@ -60,3 +60,9 @@ def test_a_setting_that_cannot_run_says_why_and_falls_back(outs):
     choice = pin_fusion(outs, "mm", {"models": ("no-such-model",)}, _fit(outs))
     assert choice.result.method == "mm" and "no-such-model" in choice.problem
     assert sorted(choice.weights) == sorted(thesis_selection(outs))
+
+
+def test_the_reliability_diagrams_draw_the_core_s_methods_in_its_order():
+    from pinterest_mm.compare import calibration_methods
+
+    assert calibration_methods(["ensemble", "optimized", "stacking", "mm"]) == ("mm", "optimized")
