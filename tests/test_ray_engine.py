@@ -86,7 +86,7 @@ def test_ray_features_and_probabilities_equal_local(pair):
         np.testing.assert_array_equal(_probs(on_ray)[split], p, err_msg=split)
     side = lambda s: s.features_path("tiny", MODEL).with_suffix(".json").read_text()  # noqa: E731
     assert side(on_ray) == side(local)  # same fingerprint and statistics: either cache serves both
-    from pinterest_mm.engines.ray_extract import shard_dir
+    from pinterest_mm.engines.shards import shard_dir
 
     assert not shard_dir(on_ray.features_path("tiny", MODEL)).exists()  # shards removed once assembled
 
@@ -131,7 +131,7 @@ def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster
     assert 1 <= len(kept) < N_SHARDS, err[-2000:]
 
     written, seen = [], {}
-    real_write, real_assemble = ray_extract.write_shard, ray_extract._assemble
+    real_write, real_assemble = ray_extract.write_shard, ray_extract.assemble
 
     def recording_write(path, *args, **kwargs):
         written.append(Path(path).name)
@@ -142,7 +142,7 @@ def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster
         return real_assemble(folder_, *args, **kwargs)
 
     monkeypatch.setattr(ray_extract, "write_shard", recording_write)
-    monkeypatch.setattr(ray_extract, "_assemble", checking_assemble)
+    monkeypatch.setattr(ray_extract, "assemble", checking_assemble)
     results = build(store, "tiny", [MODEL], progress=False, options=OPTIONS, engine="ray")
     info = results[0]["engine"]
     assert (info["reused"], info["computed"]) == (len(kept), N_SHARDS - len(kept))
@@ -186,3 +186,24 @@ def test_nothing_imports_ray_unless_the_engine_is_chosen():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_shards_assemble_in_row_order_and_foreign_ones_are_refused(tmp_path):
+    from pinterest_mm.engines import shards as sh
+
+    folder, out = tmp_path / "m.shards", tmp_path / "m.npy"
+    meta = {"fingerprint": "f1", "n": 5, "shard_rows": 3, "batch_size": 2}
+    sh.prepare_folder(folder, meta)
+    assert sh.shard_ranges(5, 3) == [(0, 3), (3, 5)] and sh.local_batches(3, 5, 2) == [(3, 5)]
+    X = np.arange(10, dtype=np.float32).reshape(5, 2)
+    ids = [f"p{i}" for i in range(5)]
+    for lo, hi in reversed(sh.shard_ranges(5, 3)):  # written in any order
+        ok = np.array([r != 4 for r in range(lo, hi)])
+        sh.write_shard(sh.shard_file(folder, lo, hi), np.arange(lo, hi), ids[lo:hi], ok, X[lo:hi],
+                       ["a"] * (hi - lo), ["b"] * (hi - lo))
+    assert sh.assemble(folder, sh.shard_ranges(5, 3), ids, out) == {"n_corrupt_images": 1, "corrupt_rows": [4]}
+    np.testing.assert_array_equal(np.load(out), X)
+    with pytest.raises(RuntimeError, match="does not hold the pins"):
+        sh.assemble(folder, sh.shard_ranges(5, 3), ["p0", "p1", "x", "p3", "p4"], out)
+    sh.prepare_folder(folder, {**meta, "fingerprint": "f2"})  # other settings: shards discarded
+    assert not list(folder.glob("rows_*"))

@@ -15,10 +15,9 @@ The pipeline, for the pins whose shards are missing:
    actors get the backbone from the driver through the object store (the exported ONNX /
    OpenVINO graph's bytes, or the torch module), so workers need the package, not the weights.
 4. The driver writes one Parquet shard per ``chunk_rows`` pins to
-   ``features/<dataset>/<model>.shards/rows_<lo>_<hi>.parquet`` (columns ``row``, ``pin_id``,
-   ``ok``, ``features`` (fixed-size list of ``dim`` float32), ``decode_node``,
-   ``extract_node``), atomically (temporary file, then rename). A killed build resumes with
-   the missing shards only; shards of other settings (``meta.json``) are discarded.
+   ``features/<dataset>/<model>.shards/rows_<lo>_<hi>.parquet`` (:mod:`.shards`), atomically
+   (temporary file, then rename). A killed build resumes with the missing shards only; shards
+   of other settings (``meta.json``) are discarded.
 5. When every shard exists they are assembled, in ``row`` order, into the same ``.npy`` + sidecar
    the local build writes (same fingerprint, same statistics), and the shards are removed.
 
@@ -29,7 +28,6 @@ when the engine is chosen.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -38,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.base import BuildContext, cpu_count, disk_error, load_cached_features, write_sidecar
+from ..models.base import BuildContext, cpu_count, load_cached_features, write_sidecar
 from ..models.image import ImageFeatureModel, _load_batch, check_images_present
+from .shards import assemble, local_batches, prepare_folder, shard_dir, shard_file, shard_ranges, write_shard
 
 INSTALL_HINT = "pip install -e '.[ray]'"
 ENV_TMPDIR = "RAY_TMPDIR"
@@ -157,83 +156,6 @@ class RaySession:
             self.started = False
 
 
-# ---------------------------------------------------------------------- shards
-def shard_dir(features_path: Path) -> Path:
-    """The folder of a feature array's Parquet shards."""
-    return Path(features_path).with_suffix(".shards")
-
-
-def shard_file(folder: Path, lo: int, hi: int) -> Path:
-    """The shard of rows ``lo`` to ``hi`` (exclusive)."""
-    return Path(folder) / f"rows_{lo:09d}_{hi:09d}.parquet"
-
-
-def shard_ranges(n: int, shard_rows: int) -> list[tuple[int, int]]:
-    """Row ranges of the shards: the local build's chunks."""
-    return [(lo, min(n, lo + shard_rows)) for lo in range(0, n, shard_rows)]
-
-
-def local_batches(lo: int, hi: int, batch_size: int) -> list[tuple[int, int]]:
-    """The local build's batches inside one chunk (they restart at the chunk's first row)."""
-    return [(s, min(hi, s + batch_size)) for s in range(lo, hi, batch_size)]
-
-
-def _prepare_folder(folder: Path, meta: dict) -> None:
-    """Keep ``folder``'s shards only if they were made with ``meta``'s settings."""
-    meta_file = folder / "meta.json"
-    if folder.exists():
-        try:
-            same = json.loads(meta_file.read_text()) == meta
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    if not meta_file.exists():
-        tmp = folder / "meta.json.tmp"
-        tmp.write_text(json.dumps(meta, sort_keys=True))
-        os.replace(tmp, meta_file)
-
-
-def write_shard(path: Path, rows: np.ndarray, pin_ids: list[str], ok: np.ndarray, features: np.ndarray,
-                decode_node: list[str], extract_node: list[str]) -> None:
-    """Write one shard atomically: rows (m,), ok (m,), features (m, d) float32."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    feats = np.ascontiguousarray(features, dtype=np.float32)
-    table = pa.table({
-        "row": pa.array(rows, pa.int64()),
-        "pin_id": pa.array([str(p) for p in pin_ids], pa.string()),
-        "ok": pa.array(ok, pa.bool_()),
-        "features": pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1)), feats.shape[1]),
-        "decode_node": pa.array(decode_node, pa.string()),
-        "extract_node": pa.array(extract_node, pa.string()),
-    })
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise disk_error(exc, path) from exc
-
-
-def read_shard(path: Path) -> dict:
-    """Read a shard back: ``row`` (m,), ``pin_id`` list, ``ok`` (m,), ``features`` (m, d) float32,
-    ``decode_node`` and ``extract_node`` lists."""
-    import pyarrow.parquet as pq
-
-    t = pq.read_table(path)
-    col = t.column("features").combine_chunks()
-    d = col.type.list_size
-    return {"row": t.column("row").to_numpy(), "pin_id": t.column("pin_id").to_pylist(),
-            "ok": t.column("ok").to_numpy(zero_copy_only=False),
-            "features": col.flatten().to_numpy().astype(np.float32, copy=False).reshape(-1, d),
-            "decode_node": t.column("decode_node").to_pylist(),
-            "extract_node": t.column("extract_node").to_pylist()}
-
-
 # ---------------------------------------------------------------------- the pipeline's UDFs
 def decode_batch(row: dict, size: int, batch_size: int) -> dict:
     """Read + decode task: one local batch's paths -> ``pixels`` (batch_size, size, size, 3)
@@ -328,6 +250,10 @@ def _run_pipeline(ray, model: ImageFeatureModel, ctx: BuildContext, todo: list[t
     threads = model.threads or max(1, int(config.cpus_per_actor))
     data_ctx = ray.data.DataContext.get_current()
     data_ctx.enable_progress_bars = False  # one bar, the driver's, counts written pins
+    if not ctx.progress:  # quiet builds: no "Starting execution of Dataset ..." lines
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     tables = []
     for lo, hi in todo:
         batches = local_batches(lo, hi, bs)
@@ -377,34 +303,6 @@ def _run_pipeline(ray, model: ImageFeatureModel, ctx: BuildContext, todo: list[t
     return decode_nodes, extract_nodes
 
 
-def _assemble(folder: Path, ranges: list[tuple[int, int]], pin_ids: list[str], out_path: Path) -> dict:
-    """Copy every shard, in row order, into ``out_path`` (.npy, atomically); return the stats."""
-    n = len(pin_ids)
-    tmp_out = out_path.with_suffix(".npy.tmp")
-    bad_rows: list[int] = []
-    try:
-        out = None
-        for lo, hi in ranges:
-            shard = read_shard(shard_file(folder, lo, hi))
-            if not np.array_equal(shard["row"], np.arange(lo, hi)) or shard["pin_id"] != pin_ids[lo:hi]:
-                raise RuntimeError(f"Shard {shard_file(folder, lo, hi).name} does not hold the pins of "
-                                   f"rows {lo}-{hi}; delete {folder} and build again.")
-            if out is None:
-                out = np.lib.format.open_memmap(tmp_out, mode="w+", dtype=np.float32,
-                                                shape=(n, shard["features"].shape[1]))
-            out[lo:hi] = shard["features"]
-            bad_rows.extend(int(r) for r in shard["row"][~shard["ok"]])
-        if out is None:
-            out = np.lib.format.open_memmap(tmp_out, mode="w+", dtype=np.float32, shape=(0, 0))
-        out.flush()
-        del out
-        tmp_out.replace(out_path)
-    except OSError as exc:
-        tmp_out.unlink(missing_ok=True)
-        raise disk_error(exc, out_path) from exc
-    return {"n_corrupt_images": len(bad_rows), "corrupt_rows": bad_rows[:100]}
-
-
 def extract_features_ray(model: ImageFeatureModel, ctx: BuildContext, session: RaySession) -> tuple[np.ndarray, dict]:
     """Return (features (n_pins, d) memory-mapped, in row order; run info) of an image model.
 
@@ -422,7 +320,7 @@ def extract_features_ray(model: ImageFeatureModel, ctx: BuildContext, session: R
     check_images_present(paths)
     n, shard_rows = len(paths), model.chunk_rows
     folder = shard_dir(ctx.features_path)
-    _prepare_folder(folder, {"fingerprint": ctx.feature_fingerprint, "n": n, "shard_rows": shard_rows,
+    prepare_folder(folder, {"fingerprint": ctx.feature_fingerprint, "n": n, "shard_rows": shard_rows,
                              "batch_size": model.batch_size})
     ranges = shard_ranges(n, shard_rows)
     todo = [(lo, hi) for lo, hi in ranges if not shard_file(folder, lo, hi).exists()]
@@ -431,7 +329,7 @@ def extract_features_ray(model: ImageFeatureModel, ctx: BuildContext, session: R
     if todo:
         done = n - sum(hi - lo for lo, hi in todo)
         decode_nodes, extract_nodes = _run_pipeline(session.ensure(), model, ctx, todo, folder, session.config, paths, done)
-    stats = _assemble(folder, ranges, ctx.pins["pin_id"].astype(str).tolist(), ctx.features_path)
+    stats = assemble(folder, ranges, ctx.pins["pin_id"].astype(str).tolist(), ctx.features_path)
     write_sidecar(ctx.features_path, ctx.feature_fingerprint, stats)
     shutil.rmtree(folder, ignore_errors=True)
     if stats["n_corrupt_images"]:
