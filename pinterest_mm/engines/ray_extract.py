@@ -4,7 +4,7 @@ The pipeline, for the pins whose shards are missing:
 
 1. The pins' image paths, cut into the *local build's batches* (``batch_size`` rows, restarting
    at every ``chunk_rows`` boundary, as :func:`~pinterest_mm.models.image.extract_to_file`
-   cuts them), become Arrow tables: one table (one block) per shard, one row per batch.
+   cuts them), become Arrow tables: one table (one block, one row) per batch.
 2. Read + decode tasks (:func:`decode_batch`, ``Dataset.map``) turn each row into a
    (batch_size, S, S, 3) uint8 tensor with the local build's decoder
    (:func:`~pinterest_mm.models.image._load_batch`), padded with zeros to a fixed shape.
@@ -254,11 +254,10 @@ def _run_pipeline(ray, model: ImageFeatureModel, ctx: BuildContext, todo: list[t
         import logging
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-    tables = []
-    for lo, hi in todo:
-        batches = local_batches(lo, hi, bs)
-        tables.append(pa.table({"lo": [b[0] for b in batches], "hi": [b[1] for b in batches],
-                                "paths": [paths[a:b] for a, b in batches]}))
+    # one block per local batch: a decode task per batch, so decoding streams into the actors
+    # (a block per shard decoded a whole shard before the network saw its first batch)
+    tables = [pa.table({"lo": [a], "hi": [b], "paths": [paths[a:b]]})
+              for lo, hi in todo for a, b in local_batches(lo, hi, bs)]
     ds = ray.data.from_arrow(tables)
     ds = ds.map(decode_batch, fn_kwargs={"size": size, "batch_size": bs}, num_cpus=config.decode_cpus)
     ds = ds.map_batches(
