@@ -126,10 +126,10 @@ class RaySession:
         ray = require_ray()
         if ray.is_initialized():
             return ray
-        kwargs: dict = {"include_dashboard": False, "configure_logging": False}
-        if self.config.address:
-            kwargs["address"] = self.config.address
+        if self.config.address:  # the cluster's own settings (Ray Client takes no local ones)
+            kwargs: dict = {"address": self.config.address}
         else:
+            kwargs = {"include_dashboard": False, "configure_logging": False}
             temp = self.config.temp_dir or local_temp_dir(self.store_root)
             if temp is not None:
                 Path(temp).mkdir(parents=True, exist_ok=True)
