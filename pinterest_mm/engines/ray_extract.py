@@ -276,6 +276,7 @@ def _run_pipeline(ray, model: ImageFeatureModel, ctx: BuildContext, todo: list[t
     bar = tqdm(total=len(paths), initial=n_done, desc=f"{model.spec.name}: features (ray)", unit="img",
                disable=not ctx.progress)
     for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        bar.update(len(out["row"]))
         for lo in np.unique(out["row"] // shard_rows * shard_rows):
             sel = out["row"] // shard_rows * shard_rows == lo
             entry = pending[int(lo)]
@@ -295,7 +296,6 @@ def _run_pipeline(ray, model: ImageFeatureModel, ctx: BuildContext, todo: list[t
             decode_nodes.update(merged["decode_node"].tolist())
             extract_nodes.update(merged["extract_node"].tolist())
             del pending[int(lo)]
-            bar.update(entry["hi"] - int(lo))
     bar.close()
     if pending:
         raise RuntimeError(f"The Ray pipeline ended with {len(pending)} shard(s) unfinished; run the build again.")
