@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 install-dev: $(DEVSTAMP)
 
 $(DEVSTAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,openvino]'
+	$(PY) -m pip install --quiet -e '.[dev,openvino,ray]'
 	touch $(DEVSTAMP)
 
 test: $(DEVSTAMP) ## install the development extras and run the test suite

@@ -107,13 +107,30 @@ def model_fingerprints(spec: ModelSpec, model: FeatureModel | Classifier, datase
     return feat, fingerprint_of(payload)
 
 
+def _compute_features(model, ctx: BuildContext, name: str, session, progress: bool) -> tuple[np.ndarray, dict | None]:
+    """(features (n_pins, d), Ray run info or None) of a feature model: on Ray when ``session``
+    is a Ray session and the engine covers the model (image models), else in this process."""
+    if session is not None:
+        from .engines.ray_extract import extract_features_ray, supports
+
+        if supports(model):
+            X, info = extract_features_ray(model, ctx, session)
+            if info["shards"]:
+                nodes = len(set(info["decode_nodes"]) | set(info["extract_nodes"]))
+                _say(f"{name}: ray engine: {info['computed']} of {info['shards']} shards extracted "
+                     f"({info['reused']} kept from an earlier run) on {nodes} node(s)", progress)
+            return X, info
+        _say(f"{name}: features computed in this process (the ray engine runs image models)", progress)
+    return model.compute_features(ctx), None
+
+
 def _accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     return float((probs.argmax(1) == y).mean()) if len(y) else 0.0
 
 
 def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, version: str, pins, rows,
                labels, n_classes: int, device: str, progress: bool, options: dict,
-               logreg: LogRegConfig, force: bool, seed: int) -> dict:
+               logreg: LogRegConfig, force: bool, seed: int, session=None) -> dict:
     model = check_contract(spec.create(**options), spec.kind, spec.name)
     model.device = device
     feat_fp, fp = model_fingerprints(spec, model, info["fingerprint"], logreg)
@@ -129,8 +146,9 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, versi
         feature_fingerprint=feat_fp, device=device, progress=progress, seed=seed,
     )
     stages: dict[str, float] = {}
+    engine_info = None
     if spec.kind == "features":
-        X = model.compute_features(ctx)
+        X, engine_info = _compute_features(model, ctx, spec.name, session, progress)
         stages["features"] = time.perf_counter() - t0
         _say(f"{spec.name}: features {X.shape} ready ({stages['features']:.1f}s); logistic regression CV", progress)
         t1 = time.perf_counter()
@@ -160,8 +178,11 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, versi
         fingerprint=fp, probs=probs, dataset_version=version,
     )
     _say(f"{spec.name}: built in {seconds:.1f}s, val {val_acc:.4f}, test {test_acc:.4f}", progress)
-    return {"model": spec.name, "status": "built", "seconds": seconds, "message": "",
-            "val_accuracy": val_acc, "test_accuracy": test_acc}
+    out = {"model": spec.name, "status": "built", "seconds": seconds, "message": "",
+           "val_accuracy": val_acc, "test_accuracy": test_acc}
+    if engine_info is not None:
+        out["engine"] = engine_info  # the ray engine's shards and nodes
+    return out
 
 
 def build(
@@ -176,6 +197,8 @@ def build(
     force: bool = False,
     seed: int = 0,
     runtime=None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> list[dict]:
     """Build models of a dataset into the store and return one summary dict per model.
 
@@ -192,14 +215,21 @@ def build(
         seed: Seed of every random step.
         runtime: :class:`~pinterest_mm.models.runtimes.RuntimeSettings` of the image models
             (backend, precision, threads, decoding threads); ``options`` win over it.
+        engine: ``local`` (this process) or ``ray``: image features extracted by a Ray Data
+            pipeline (:mod:`pinterest_mm.engines.ray_extract`), same features and probabilities.
+        address: Ray cluster address (``auto``, ``ray://HOST:PORT``); None: a local cluster.
+            Only with ``engine="ray"``.
 
     Returns:
         Dicts with ``model``, ``status`` (``built``, ``cached``, ``unavailable``,
-        ``failed``), ``seconds`` and ``message`` (+ accuracies when built).
+        ``failed``), ``seconds`` and ``message`` (+ accuracies when built; + ``engine``, the
+        run info of :func:`~pinterest_mm.engines.ray_extract.extract_features_ray`, for models
+        the Ray engine extracted).
 
     Raises:
         UnknownModelError: An unknown name was requested (nothing is built).
         BuildFailed: Every requested model was unavailable or failed.
+        EngineUnavailable: ``engine="ray"`` without Ray installed (nothing is built).
         DatasetBusy: Another build or an import of this dataset is running (nothing is done).
         DatasetChanged: The dataset was replaced or deleted during the build; the model being
             built then was not saved (models finished before were saved on the old version,
@@ -207,15 +237,40 @@ def build(
     """
     specs = resolve_models(models)
     options = options or {}
+    session = _engine_session(store, engine, address)
     with store.lock_dataset(dataset, "a build"):
         version = store.dataset_version(dataset)  # first: pins read after a change never pass as this version
         info = store.dataset_info(dataset)
         pins, rows, labels = split_index(store, dataset)
         n_classes = len(store.classes(dataset))
-        return _build_all(store, dataset, specs, info=info, version=version, pins=pins, rows=rows,
-                          labels=labels, n_classes=n_classes, device=pick_device(device),
-                          progress=progress, options=options, runtime=runtime, logreg=logreg, force=force,
-                          seed=seed)
+        try:
+            return _build_all(store, dataset, specs, info=info, version=version, pins=pins, rows=rows,
+                              labels=labels, n_classes=n_classes, device=pick_device(device),
+                              progress=progress, options=options, runtime=runtime, logreg=logreg,
+                              force=force, seed=seed, session=session)
+        finally:
+            if session is not None:
+                session.close()
+
+
+def _engine_session(store: Store, engine: str, address: str | None):
+    """None for the local engine; for ``ray`` a session that connects on first use.
+
+    Raises:
+        ValueError: An unknown engine, or an address without the Ray engine.
+        EngineUnavailable: Ray is not installed.
+    """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"Unknown build engine {engine!r}; choose 'local' (this process) or 'ray'.")
+    if engine == "local":
+        if address:
+            raise ValueError("A Ray address was given with the local engine; add --engine ray "
+                             "(engine='ray') to build on that cluster, or leave the address out.")
+        return None
+    from .engines.ray_extract import RayEngineConfig, RaySession, require_ray
+
+    require_ray()
+    return RaySession(RayEngineConfig(address=address), store.root)
 
 
 def _check_unchanged(store: Store, dataset: str, version: str, cause: BaseException | None = None) -> None:

@@ -64,7 +64,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     logreg = LogRegConfig(c_grid=args.c_grid) if args.c_grid else LogRegConfig()
     results = build(store, args.name, models, progress=not args.quiet, logreg=logreg,
-                    runtime=runtime_settings(args))
+                    runtime=runtime_settings(args), engine=args.engine, address=args.address)
     print(format_build_summary(results))
     return build_status(results, args.name)
 
@@ -125,6 +125,11 @@ def register(sub) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="image-model precision (default fp32; bf16: OpenVINO only, features move)")
     add_runtime_options(p)
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="where image features are extracted: local (this process, default) or ray "
+                        "(a Ray Data pipeline; needs `pip install -e '.[ray]'`); same features")
+    p.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
+                   help="Ray cluster to run on with --engine ray (default: a local cluster on this machine)")
     p.add_argument("--c-grid", default=None, type=_c_grid_arg, metavar="C1,C2,...",
                    help="C values the logistic regressions try by CV (default: the thesis grid "
                         "0.1,0.01,0.001,0.0001); a model whose C lands on the grid's edge is flagged by `report`")
