@@ -43,6 +43,8 @@ MODELS: dict[str, tuple[str, str, float]] = {
 
 @dataclass(frozen=True)
 class TestStoreConfig:
+    __test__ = False  # not a pytest class
+
     """The size of a generated test store.
 
     Attributes:
