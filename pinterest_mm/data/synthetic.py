@@ -9,7 +9,8 @@
 - descriptions draw 3 words from the class's own vocabulary (real English words, known to
   GloVe) and 3-5 from a shared filler list, so word-vector and TF-IDF models learn too;
 - users (``max(500, N // 100)``) each prefer three categories; a pin is saved by one user,
-  a third of pins by a second one (rows repeat per save, as the manifest format says).
+  a third of pins by a second one (rows repeat per save, as the manifest format says); every
+  user saves at least one pin.
 
 Images are drawn with numpy (precomputed shape masks) and encoded by Pillow, in parallel
 processes: 100,000 pins take about 30 s on 2 cores.
@@ -215,7 +216,10 @@ def synthetic_manifest(config: SyntheticConfig) -> pd.DataFrame:
     })
     uw = len(str(U - 1))
     saves = [base.assign(user_id=[f"u{u:0{uw}d}" for u in first])]
-    extra = np.flatnonzero((np.arange(n) % config.second_save_every == 0) & (second != first))
+    slots = np.flatnonzero(np.arange(n) % config.second_save_every == 0)
+    idle = np.setdiff1d(np.arange(U), first)  # users no pin went to: each saves one pin too
+    second[slots[:len(idle)]] = idle[:len(slots)]
+    extra = slots[second[slots] != first[slots]]
     saves.append(base.iloc[extra].assign(user_id=[f"u{u:0{uw}d}" for u in second[extra]]))
     rows = pd.concat(saves, ignore_index=True)
     rows["board"] = rows["category"].str.lower() + " ideas"

@@ -43,8 +43,6 @@ MODELS: dict[str, tuple[str, str, float]] = {
 
 @dataclass(frozen=True)
 class TestStoreConfig:
-    __test__ = False  # not a pytest class
-
     """The size of a generated test store.
 
     Attributes:
@@ -66,6 +64,7 @@ class TestStoreConfig:
     n_models: int = 8
     images_per_class: int = 8
     seed: int = 0
+    __test__ = False  # a config, not a pytest test class
 
 
 def _check(c: TestStoreConfig) -> None:
