@@ -7,7 +7,6 @@ Every ``fit_*`` chooses settings on validation only.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,36 +82,10 @@ class SelectConfig:
     n_other: int = 0
 
 
-_ACCURACY_MEMO: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, float]] = {}
-
-
-def _memo_accuracy(probs: np.ndarray, y: np.ndarray) -> float:
-    """:func:`metrics.accuracy` of (probs (n, C), y (n,)), remembered per pair of array objects.
-
-    Ranking models by validation accuracy is asked on every page run (usable models, the
-    thesis selection, the best single model); at 100,000 validation pins each argmax costs
-    ~10 ms, dozens of them per run. The cached arrays are never written after loading, so an
-    answer holds while both arrays live; weak references tell a reused ``id`` from the same array.
-    """
-    key = (id(probs), id(y))
-    hit = _ACCURACY_MEMO.get(key)
-    if hit is not None and hit[0]() is probs and hit[1]() is y:
-        return hit[2]
-    acc = metrics.accuracy(probs, y)
-    try:
-        if len(_ACCURACY_MEMO) > 4096:
-            for k in [k for k, v in _ACCURACY_MEMO.items() if v[0]() is None or v[1]() is None]:
-                del _ACCURACY_MEMO[k]
-        _ACCURACY_MEMO[key] = (weakref.ref(probs), weakref.ref(y), acc)
-    except TypeError:  # not weak-referenceable (e.g. a list): not remembered
-        pass
-    return acc
-
-
 def val_accuracy(outputs: Outputs, model: str) -> float:
-    """Validation accuracy of one model, recomputed from its cached probabilities (remembered
-    per array, see :func:`_memo_accuracy`)."""
-    return _memo_accuracy(outputs.probs[model]["val"], outputs.y["val"])
+    """Validation accuracy of one model, from its cached probabilities (remembered per array,
+    :func:`pinterest_mm.metrics.remembered_accuracy`)."""
+    return metrics.remembered_accuracy(outputs.probs[model]["val"], outputs.y["val"])
 
 
 def usable_models(outputs: Outputs, family: str | None = None, modality: str | None = None) -> list[str]:
