@@ -51,9 +51,10 @@ def cmd_bench_scale(args: argparse.Namespace) -> int:
     config = ScaleBenchConfig(pins=args.pins, engine=args.engine, models=models, seed=args.seed, keep=args.keep)
 
     def echo(r) -> None:
-        print(f"{r.stage}: {r.seconds:.1f} s, peak RSS {r.peak_rss_mb:.0f} MB", file=sys.stderr, flush=True)
+        print(f"{r.stage}: {r.seconds:.1f} s, peak RSS {r.peak_rss_mb:.0f} MB, {json.dumps(r.extra, default=str)}",
+              file=sys.stderr, flush=True)
 
-    result = run_scale_bench(config, echo=None if args.json else echo)
+    result = run_scale_bench(config, echo=echo)  # stage lines on stderr as they finish, --json too
     print(dumps(result) if args.json else format_scale_bench(result))
     return 0
 
