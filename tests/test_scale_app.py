@@ -130,3 +130,8 @@ def test_users_page_pages_10000_users_and_keeps_the_user_in_the_url(big_home):
 def test_users_link_to_an_unknown_user_is_dropped(big_home):
     at = run("pages/5_Users.py", {"user": "no-such-user"})
     assert "no-such-user" in texts(at) and at.selectbox(key="w_user").value != "no-such-user"
+
+
+def test_a_page_keeps_only_its_own_keys_in_the_url(big_home):
+    at = run("pages/2_Models.py", {"user": "user00001", "cell": "1-2", "split": "val"})
+    assert qp(at, "split") == "val" and qp(at, "user") is None and qp(at, "cell") is None
