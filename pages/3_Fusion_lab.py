@@ -14,7 +14,9 @@ from pinterest_mm.fusion.late import mm_weights
 from pinterest_mm.ui import charts, data, state, widgets
 from pinterest_mm.ui.text import md_text
 
-pg = widgets.page("Fusion lab")
+CELL_PAGE = 12  # drill-down pins per page
+
+pg = widgets.page("Fusion lab", url_keys=("cell",))
 ds, ver, split = pg.dataset, pg.ver, pg.setting.split
 out = pg.out
 classes, C = out.classes, out.n_classes
@@ -71,7 +73,7 @@ with top[1]:
 
 state.sync_url(state.current(ds), state.get("norm"))
 y = out.y[split]
-best_curve = metrics.topk_curve(out.probs[best][split], y)
+best_curve = np.asarray(data.topk_curves(ds, ver, split)[best])  # cached per version
 best_acc = float(best_curve[0])
 
 
@@ -87,11 +89,21 @@ def result_for(models: list[str]):
 
 
 # ----------------------------------------------------------------------------- drill-down
-def sync_cell(fused: np.ndarray) -> tuple[int, int]:
+def sync_cell(fused: np.ndarray, models: list[str]) -> tuple[int, int]:
     """Apply a new click on the matrix (state of chart ``cm``) to the cell select boxes.
 
     Returns the selected (true, predicted) cell; the default is the first wrong pin's cell.
+    The cell comes from the link (``cell=3-7``) on the first run; it goes back to the default
+    when it is stale: another dataset version, split, method or model selection.
     """
+    context = (ver, split, method, tuple(models))
+    if st.session_state.get("_cell_context") not in (None, context):
+        for k in ("w_cell_true", "w_cell_pred"):
+            st.session_state.pop(k, None)
+        state.put("cell", None)
+    elif st.session_state.get("_cell_context") is None and (cell := state.parse_cell(state.get("cell"), C)):
+        st.session_state["w_cell_true"], st.session_state["w_cell_pred"] = classes[cell[0]], classes[cell[1]]
+    st.session_state["_cell_context"] = context
     event = st.session_state.get("cm")
     pts = (event or {}).get("selection", {}).get("points", []) if event else []
     if pts:
@@ -113,15 +125,18 @@ def drill_down(fused: np.ndarray, models: list[str]) -> None:
     t = c1.selectbox("True class", classes, key="w_cell_true")
     pr = c2.selectbox("Predicted class", classes, key="w_cell_pred")
     ti, pj = classes.index(t), classes.index(pr)
+    state.put("cell", f"{ti}-{pj}")
+    state.sync_url(state.current(ds), state.get("norm"))
     idx = metrics.cell_pins(fused, y, ti, pj)
-    st.caption(f"{len(idx)} {split} pins are of class {md_text(t)} and predicted {md_text(pr)} by the fusion "
-               "(most confident first; up to 12 shown).")
+    st.caption(f"{len(idx):,} {split} pins are of class {md_text(t)} and predicted {md_text(pr)} by the fusion "
+               f"(most confident first; {CELL_PAGE} a page).")
     if not len(idx):
         return
+    a, b = widgets.paginate(len(idx), CELL_PAGE, f"cell_{ti}_{pj}")
     rows = data.pins_by_split(ds, ver, split)
-    shown = rows.loc[idx[:12]]
-    extra = dict(zip(shown["pin_id"], compare.vote_lines(out, models, split, idx[:12], fused)))
-    widgets.pin_cards(shown, ncols=4, extra=extra, max_pins=12)
+    shown = rows.loc[idx[a:b]]
+    extra = dict(zip(shown["pin_id"], compare.vote_lines(out, models, split, idx[a:b], fused)))
+    widgets.pin_cards(shown, ncols=4, extra=extra, max_pins=CELL_PAGE)
 
 
 def show(view: live.LiveView, weights: dict | None, label: str) -> None:
@@ -149,7 +164,7 @@ def show(view: live.LiveView, weights: dict | None, label: str) -> None:
                                            "all": "all pins", "none": "counts"}[s])
     state.put("norm", norm)
     cm = metrics.normalize_confusion(view.confusion, None if norm == "none" else norm)
-    sel = sync_cell(fused)
+    sel = sync_cell(fused, models)
     fig = charts.confusion_figure(cm, classes, norm, f"Confusion matrix of the fusion ({split})", sel)
     st.plotly_chart(fig, key="cm", on_select="rerun", selection_mode="points")
     drill_down(fused, models)

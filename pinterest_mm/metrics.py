@@ -16,6 +16,7 @@ one blockwise pass and is tested against them.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from .config import KMAX
 __all__ = [
     "KMAX", "Agreement", "BootstrapCI", "Calibration", "McNemar", "PerClass", "accuracy", "agreement",
     "calibration", "cell_pins", "confusion", "log_loss", "mcnemar", "mcnemar_from_counts",
-    "normalize_confusion", "paired_bootstrap", "per_class", "topk_curve", "true_class_rank",
+    "normalize_confusion", "paired_bootstrap", "per_class", "remembered_accuracy", "topk_curve", "true_class_rank",
 ]
 
 
@@ -47,6 +48,33 @@ def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
     if len(y) == 0:
         return 0.0
     return float((np.asarray(probs).argmax(1) == y).mean())
+
+
+_ACCURACY_MEMO: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, float]] = {}
+
+
+def remembered_accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    """:func:`accuracy` of (probs (n, C), y (n,)), remembered per pair of array objects.
+
+    Ranking models by validation accuracy is asked on every page run (usable models, the
+    thesis selection, the best single model); at 100,000 validation pins each argmax costs
+    ~10 ms, dozens of them per run. The cached arrays are never written after loading, so an
+    answer holds while both arrays live; weak references tell a reused ``id`` from the same array.
+    """
+    key = (id(probs), id(y))
+    hit = _ACCURACY_MEMO.get(key)
+    if hit is not None and hit[0]() is probs and hit[1]() is y:
+        return hit[2]
+    acc = accuracy(probs, y)
+    try:
+        if len(_ACCURACY_MEMO) > 4096:
+            for k, v in list(_ACCURACY_MEMO.items()):  # a snapshot: sessions share the memo
+                if v[0]() is None or v[1]() is None:
+                    _ACCURACY_MEMO.pop(k, None)
+        _ACCURACY_MEMO[key] = (weakref.ref(probs), weakref.ref(y), acc)
+    except TypeError:  # not weak-referenceable (e.g. a list): not remembered
+        pass
+    return acc
 
 
 def true_class_rank(probs: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -122,6 +122,20 @@ class UserReport:
         """The n worst users (worst first)."""
         return self.table.tail(n).iloc[::-1]
 
+    def ordered(self, order: str = "best") -> pd.DataFrame:
+        """The table in one of :data:`USER_ORDERS`: ``best`` (f1 desc, JS distance asc),
+        ``worst`` (the reverse) or ``most_pins`` (n_pins desc, then best)."""
+        if order == "best":
+            return self.table
+        if order == "worst":
+            return self.table.iloc[::-1].reset_index(drop=True)
+        if order == "most_pins":
+            return self.table.sort_values("n_pins", ascending=False, kind="stable").reset_index(drop=True)
+        raise ValueError(f"Unknown user order {order!r}: use one of {', '.join(USER_ORDERS)}.")
+
+
+USER_ORDERS = ("best", "worst", "most_pins")
+
 
 def user_report(
     outputs: Outputs,

@@ -151,3 +151,20 @@ def test_cell_pins_sorted_by_confidence():
     y = np.array([0, 0, 1, 0, 0])
     np.testing.assert_array_equal(metrics.cell_pins(p, y, 0, 1), [0, 1, 4])
     assert metrics.cell_pins(p, y, 1, 0).size == 0
+
+
+def test_remembered_accuracy_is_per_array_and_follows_a_new_array():
+    from pinterest_mm import metrics
+
+    rng = np.random.default_rng(0)
+    p, y = rng.random((500, 7)).astype(np.float32), rng.integers(0, 7, 500)
+    first = metrics.remembered_accuracy(p, y)
+    assert first == metrics.accuracy(p, y)
+    q = p.copy()
+    q[:, 0] = 2.0  # another array (same shape): its own answer, never the remembered one
+    assert metrics.remembered_accuracy(q, y) == metrics.accuracy(q, y) == float((y == 0).mean())
+    assert metrics.remembered_accuracy(p, y) == first
+    del q  # a dead array's id may be reused: the weak reference tells them apart
+    r = p.copy()
+    r[:, 1] = 2.0
+    assert metrics.remembered_accuracy(r, y) == float((y == 1).mean())

@@ -1,4 +1,4 @@
-"""Speed benchmarks: ``bench`` (fusion + metrics) and ``bench extract``."""
+"""Speed benchmarks: ``bench`` (fusion + metrics), ``bench extract`` and ``bench scale``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from .common import add_runtime_options, dumps, positive_int
 def cmd_bench(args: argparse.Namespace) -> int:
     if getattr(args, "bench_what", None) == "extract":
         return cmd_bench_extract(args)
+    if getattr(args, "bench_what", None) == "scale":
+        return cmd_bench_scale(args)
     from .. import bench
 
     result = bench.run_benchmarks()
@@ -40,6 +42,23 @@ def cmd_bench_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_scale(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..bench_scale import ScaleBenchConfig, format_scale_bench, run_scale_bench
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    config = ScaleBenchConfig(pins=args.pins, engine=args.engine, models=models, seed=args.seed, keep=args.keep)
+
+    def echo(r) -> None:
+        print(f"{r.stage}: {r.seconds:.1f} s, peak RSS {r.peak_rss_mb:.0f} MB, {json.dumps(r.extra, default=str)}",
+              file=sys.stderr, flush=True)
+
+    result = run_scale_bench(config, echo=echo)  # stage lines on stderr as they finish, --json too
+    print(dumps(result) if args.json else format_scale_bench(result))
+    return 0
+
+
 def register(sub) -> None:
     """Add this module's commands to the ``pinterest-mm`` subparsers."""
     p = sub.add_parser("bench", help="fusion + metrics speed benchmark (`bench extract`: feature extraction)")
@@ -57,3 +76,12 @@ def register(sub) -> None:
     add_runtime_options(q)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_bench)
+    r = bench_sub.add_parser("scale", help="generate N pins, then time import, build, report and a slider move")
+    r.add_argument("--pins", type=positive_int, default=10_000, help="generated pins N (default 10,000)")
+    r.add_argument("--engine", choices=("local", "ray"), default="local", help="where the build runs")
+    r.add_argument("--models", default="effnet-lite0,glove-6b-50,tfidf-lr",
+                   help="models built (default: one image, one word-vector model, TF-IDF)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--keep", type=Path, default=None, help="keep the data and store in this folder")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_bench)

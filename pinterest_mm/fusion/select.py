@@ -34,8 +34,9 @@ class SelectConfig:
 
 
 def val_accuracy(outputs: Outputs, model: str) -> float:
-    """Validation accuracy of one model, recomputed from its cached probabilities."""
-    return metrics.accuracy(outputs.probs[model]["val"], outputs.y["val"])
+    """Validation accuracy of one model, from its cached probabilities (remembered per array,
+    :func:`pinterest_mm.metrics.remembered_accuracy`)."""
+    return metrics.remembered_accuracy(outputs.probs[model]["val"], outputs.y["val"])
 
 
 def usable_models(outputs: Outputs, family: str | None = None, modality: str | None = None) -> list[str]:

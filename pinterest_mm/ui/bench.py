@@ -2,7 +2,8 @@
 
 Measures (median of repeats, milliseconds):
 
-- ``slider``: one l-slider move at thesis scale (6 models, 2,900 test pins, 29 classes):
+- ``slider``: one l-slider move at thesis scale (6 models, 2,900 test pins, 29 classes;
+  ``--slider-pins 100000`` adds 8 models at 100,000 test pins):
   MM weights, fuse + evaluate on the prepared stack, confusion matrix, the top-k, weights,
   grid and confusion figures built and serialized to JSON (what the fragment sends).
 - ``pages`` (with ``--pages``, needs ``PINTEREST_MM_HOME`` with an imported dataset that has
@@ -118,12 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", action="store_true")
     ap.add_argument("--predict", metavar="DATASET")
+    ap.add_argument("--slider-pins", type=int, nargs="*", default=[],
+                    help="also time the slider move at these test-split sizes (e.g. 100000)")
     a = ap.parse_args(argv)
     res: dict = {"slider_ms_thesis_scale": bench_slider()}
+    for n in a.slider_pins:
+        res[f"slider_ms_{n}_pins"] = bench_slider(M=8, n=n)
     if a.pages:
         res["page_first_load_warm_ms"] = bench_pages([
-            "pages/1_Overview.py", "pages/2_Models.py", "pages/3_Fusion_lab.py",
-            "pages/4_Compare.py", "pages/5_Users.py", "pages/6_Predict.py"])
+            "app.py", "pages/1_Overview.py", "pages/2_Models.py", "pages/3_Fusion_lab.py",
+            "pages/4_Compare.py", "pages/5_Users.py", "pages/6_Predict.py", "pages/7_Search.py"])
     if a.predict:
         res.update(bench_predict(a.predict))
     print(json.dumps(res, indent=2))

@@ -140,6 +140,13 @@ def pins_by_split(dataset: str, ver: str, split: str) -> pd.DataFrame:
     return df[df["split"] == split].sort_values("split_row").set_index("split_row", drop=False)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def pins_by_pin_id(dataset: str, ver: str) -> pd.DataFrame:
+    """Every kept pin indexed by ``pin_id`` (a page's pins are looked up, never filtered from
+    all of them). Shared without a copy: treat it as read-only."""
+    return pins(dataset, ver).set_index("pin_id", drop=False)
+
+
 # ----------------------------------------------------------------------------- fusion
 def thesis_selection(out: Outputs) -> list[str]:
     """:func:`pinterest_mm.fusion.select.thesis_selection`."""

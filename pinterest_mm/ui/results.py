@@ -104,10 +104,11 @@ def setting_config_json(dataset: str, ver: str, setting) -> str:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def user_report(dataset: str, ver: str, method: str, config_json: str, splits: tuple[str, ...],
-                mode: str = "mean", k: int = 3):
-    """``pinterest_mm.users.user_report`` of a fusion's probabilities (cached)."""
+                mode: str = "mean", k: int = 3, min_pins: int = 1):
+    """``pinterest_mm.users.user_report`` of a fusion's probabilities (cached); users with
+    fewer than ``min_pins`` pins in ``splits`` are left out."""
     from ..users import user_report as _report
 
     r = fused(dataset, ver, method, config_json)
     return _report(outputs(dataset, ver), {"val": r.val_probs, "test": r.test_probs},
-                   splits=splits, mode=mode, k=k)
+                   splits=splits, mode=mode, k=k, min_pins=min_pins)

@@ -6,6 +6,8 @@ writes it back with :func:`sync_url`, so a copied link reopens the same view::
 
     ?dataset=demo&split=test&method=mm&l=2&models=a,b,c
 
+plus the page's own selection (``&user=u1`` on Users, ``&cell=3-7`` in the Fusion lab's drill-down).
+
 Widgets use ``w_*`` keys seeded from the ``pmm_*`` values (:func:`seed_widget`) and copy
 their value back (:func:`remember`).
 
@@ -27,6 +29,10 @@ from .text import clip, md_text
 SPLITS = ("test", "val")
 NORMALIZE = ("true", "pred", "all", "none")
 _KEYS = ("dataset", "split", "method", "l", "lambda", "models", "image_model", "text_model", "norm")
+# One page's own selection, in the URL only while that page shows (see :func:`set_page_keys`):
+# the Users page's ``user``, the Fusion lab drill-down's ``cell`` ("true-predicted" class indices).
+PAGE_KEYS = ("user", "cell")
+_PAGE = "_pmm_page_keys"
 _INIT = "_pmm_init"
 _LINK = "_pmm_link_unchecked"
 
@@ -104,6 +110,8 @@ def init_state() -> None:
     st.session_state["pmm_image_model"] = qp.get("image_model") or None
     st.session_state["pmm_text_model"] = qp.get("text_model") or None
     st.session_state["pmm_norm"] = qp.get("norm") if qp.get("norm") in NORMALIZE else "true"
+    for key in PAGE_KEYS:  # checked by the page that uses it (it knows the users and classes)
+        st.session_state[f"pmm_{key}"] = clip(qp.get(key), 200) if qp.get(key) else None
     st.session_state[_LINK] = True
     st.session_state[_INIT] = True
 
@@ -201,9 +209,29 @@ def url_params(s: Setting, norm: str | None = None) -> dict[str, str]:
     return out
 
 
+def set_page_keys(keys: tuple[str, ...]) -> None:
+    """Declare which of :data:`PAGE_KEYS` the page now running keeps in the URL (from the
+    setting's ``pmm_<key>``); the others are left out of the URL (``widgets.page`` calls this)."""
+    st.session_state[_PAGE] = tuple(k for k in keys if k in PAGE_KEYS)
+
+
+def parse_cell(value: str | None, n_classes: int) -> tuple[int, int] | None:
+    """The (true, predicted) class indices of a ``cell`` URL value ``"3-7"``, or None when it
+    is not two class indices below ``n_classes``."""
+    try:
+        a, b = (int(v) for v in str(value).split("-"))
+    except (TypeError, ValueError):
+        return None
+    return (a, b) if 0 <= a < n_classes and 0 <= b < n_classes else None
+
+
 def sync_url(s: Setting, norm: str | None = None) -> None:
-    """Write the setting into ``st.query_params`` (only when it changed)."""
+    """Write the setting (and the running page's own keys, :func:`set_page_keys`) into
+    ``st.query_params`` (only when it changed)."""
     want = url_params(s, norm)
-    have = {k: st.query_params.get(k) for k in _KEYS if k in st.query_params}
+    for key in st.session_state.get(_PAGE, ()):
+        if get(key) not in (None, ""):
+            want[key] = str(get(key))
+    have = {k: st.query_params.get(k) for k in (*_KEYS, *PAGE_KEYS) if k in st.query_params}
     if have != want:
         st.query_params.from_dict(want)

@@ -50,10 +50,16 @@ def empty_store(root) -> None:
     st.caption("The store folder is `$PINTEREST_MM_HOME` (default `artifacts/`).")
 
 
-def page(title: str, *, need_models: bool = True, split_choice: bool = True) -> Page:
-    """Draw the title and sidebar; return the :class:`Page` or stop with a helpful message."""
+def page(title: str, *, need_models: bool = True, split_choice: bool = True,
+         url_keys: tuple[str, ...] = ()) -> Page:
+    """Draw the title and sidebar; return the :class:`Page` or stop with a helpful message.
+
+    Args:
+        url_keys: The page's own selection kept in the URL (of :data:`state.PAGE_KEYS`).
+    """
     st.set_page_config(page_title=f"{title} · pinterest-mm", layout="wide")
     state.init_state()
+    state.set_page_keys(url_keys)
     st.title(title)
     try:
         return _page(need_models=need_models, split_choice=split_choice)
@@ -162,6 +168,33 @@ def pin_cards(
             st.caption(escape_md(row["description"], text_chars))
             for line in (extra or {}).get(row["pin_id"], []):
                 st.caption(escape_md(line, 200))
+
+
+def page_bounds(n: int, page_size: int, page: int) -> tuple[int, int, int]:
+    """(start, stop, number of pages) of page ``page`` (1-based, clamped) of ``n`` items."""
+    pages = max(1, -(-n // max(1, page_size)))
+    page = min(max(1, int(page)), pages)
+    start = (page - 1) * page_size
+    return start, min(n, start + page_size), pages
+
+
+def paginate(n: int, page_size: int, key: str, what: str = "pins") -> tuple[int, int]:
+    """A page chooser for ``n`` items shown ``page_size`` at a time; returns (start, stop).
+
+    Nothing is drawn when everything fits on one page. The page number lives under widget
+    key ``w_page_<key>`` and goes back to 1 when the list shrinks below it.
+    """
+    start, stop, pages = page_bounds(n, page_size, 1)
+    if pages == 1:
+        return start, stop
+    wkey = f"w_page_{key}"
+    if not 1 <= int(st.session_state.get(wkey, 1)) <= pages:
+        st.session_state[wkey] = 1
+    c1, c2 = st.columns([1, 3])
+    page_no = c1.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key=wkey)
+    start, stop, _ = page_bounds(n, page_size, page_no)
+    c2.caption(f"{what} {start + 1:,}–{stop:,} of {n:,}")
+    return start, stop
 
 
 def model_multiselect(label: str, options: Sequence[str], default: Sequence[str], key: str,
