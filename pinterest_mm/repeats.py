@@ -309,7 +309,8 @@ def format_repeats(rep: dict) -> str:
     from .textable import text_table
 
     k = rep["repeats"]
-    parts = [f"Repeated re-splits: {k} repeats, {rep['n']} pins per split, {rep['seconds']:.1f} s",
+    sizes = ", ".join(f"{s} {n}" for s, n in rep["n"].items())
+    parts = [f"Repeated re-splits: {k} repeats ({sizes} pins each), {rep['seconds']:.1f} s",
              rep["method"]]
     for key, title in (("models", "Single models"), ("methods", "Fusion methods")):
         rows = sorted(rep[key].items(), key=lambda kv: -kv[1]["val_accuracy"]["mean"])

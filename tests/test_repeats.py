@@ -221,3 +221,19 @@ def test_compare_page_runs_repeats_and_puts_results_first(repeat_store, monkeypa
                   and "img-a" in df.value["name"].tolist())
     assert "fake-bert" not in models["name"].tolist()
     assert any("Left out of the repeats: fake-bert" in str(c.value).replace("\\", "") for c in at.caption)
+
+
+def test_report_cli_repeats(repeat_store, monkeypatch, capsys):
+    import json
+
+    from pinterest_mm.cli import main
+
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(repeat_store.root))
+    assert main(["report", "tiny", "--repeats", "2", "--json", "--quiet"]) == 0
+    rep = json.loads(capsys.readouterr().out)["repeats"]
+    assert rep["seeds"] == [1, 2] and len(rep["per_repeat"]) == 2 and rep["left_out"] == {"fake-bert": rep["left_out"]["fake-bert"]}
+    assert main(["report", "tiny", "--repeats", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "Claims: share of the repeats with each verdict" in captured.out and "[repeats] repeat 1/2" in captured.err
+    assert main(["report", "tiny", "--repeats", "0"]) != 0
+    assert "whole number of 1 or more" in capsys.readouterr().err

@@ -13,6 +13,11 @@ from .common import dumps, open_store
 def cmd_report(args: argparse.Namespace) -> int:
     from ..report import format_model_report, model_report
 
+    repeats = None
+    if args.repeats is not None:
+        from ..repeats import RepeatConfig
+
+        repeats = RepeatConfig(repeats=args.repeats)  # a bad K is refused before any work
     store = open_store(read_only=True)  # fused results are not cached: nothing is written
     store.dataset_info(args.name)
     report = model_report(store, args.name)
@@ -25,14 +30,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = format_model_report(report) + "\n\n" + format_thesis_report(thesis)
     else:
         text = format_model_report(report)
-    if args.repeats is not None:
-        from ..repeats import RepeatConfig, format_repeats, run_repeats
+    if repeats is not None:
+        from ..repeats import format_repeats, run_repeats
 
         def say(done: int, k: int, msg: str) -> None:
             if not args.quiet:
                 print(f"[repeats] {msg}", file=sys.stderr, flush=True)
 
-        rep = run_repeats(store, args.name, RepeatConfig(repeats=args.repeats), on_progress=say)
+        rep = run_repeats(store, args.name, repeats, on_progress=say)
         report = {**report, "repeats": rep}
         text += "\n\n" + format_repeats(rep)
     if args.json:
