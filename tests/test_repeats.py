@@ -232,8 +232,9 @@ def test_report_cli_repeats(repeat_store, monkeypatch, capsys):
     assert main(["report", "tiny", "--repeats", "2", "--json", "--quiet"]) == 0
     rep = json.loads(capsys.readouterr().out)["repeats"]
     assert rep["seeds"] == [1, 2] and len(rep["per_repeat"]) == 2 and rep["left_out"] == {"fake-bert": rep["left_out"]["fake-bert"]}
-    assert main(["report", "tiny", "--repeats", "2"]) == 0
+    assert main(["report", "tiny", "--repeats", "1"]) == 0
     captured = capsys.readouterr()
-    assert "Claims: share of the repeats with each verdict" in captured.out and "[repeats] repeat 1/2" in captured.err
+    assert "Claims: share of the repeats with each verdict" in captured.out and "[repeats] repeat 1/1" in captured.err
+    assert "± n/a" in captured.out  # one repeat: no sd
     assert main(["report", "tiny", "--repeats", "0"]) != 0
     assert "whole number of 1 or more" in capsys.readouterr().err
