@@ -13,7 +13,6 @@ from pinterest_mm.ui import charts, data, results, widgets
 from pinterest_mm.ui.text import md_text
 
 
-
 def three_decimals(rows: list[dict]) -> dict:
     """Accuracy columns of ``rows`` shown with 3 decimals (the page's one rule for accuracies)."""
     return {c: st.column_config.NumberColumn(format="%.3f") for c in (rows[0] if rows else {})
