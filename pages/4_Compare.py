@@ -70,9 +70,8 @@ st.subheader(f"Significance vs the best single model ({md_text(best)}) on {split
 st.caption(f"{md_text(defs['rules']['best_single'])}: {md_text(best)} (family "
            f"{md_text(out.models[best].family.replace('_', ' '))}); the `best_single` "
            "method row picks among the models the fusions use (the thesis selection).")
-shown = pd.DataFrame(compare_table(cmp, split))
-st.dataframe(shown, hide_index=True,
-             column_config={c: st.column_config.TextColumn(c, width="medium") for c in shown.columns})
+# a static table wraps its cells: every column readable without truncation or side scrolling
+st.table(pd.DataFrame(compare_table(cmp, split)).set_index("method"))
 st.caption(f"Accuracy bounds: Wilson 95 % intervals ({cmp['n']} {split} pins). McNemar's exact mid-p test asks "
            "whether the pins only the method gets right and the pins only the best single model gets right "
            "are balanced; the CI is the 95 % paired bootstrap of the accuracy difference (1,000 resamples, "

@@ -134,11 +134,11 @@ def definition_lines(defs: dict) -> list[str]:
 
 
 def short_setting(chosen: dict) -> str:
-    """A one-line summary of the settings a method chose on validation."""
+    """A one-line summary of the settings a method chose on validation (numbers: 3 significant digits)."""
     parts = []
     for k, v in chosen.items():
         if isinstance(v, float):
-            parts.append(f"{k}={v:g}")
+            parts.append(f"{k}={v:.3g}")
         elif isinstance(v, (str, int)):
             parts.append(f"{k}={v}")
         elif isinstance(v, list) and k == "models":

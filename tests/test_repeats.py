@@ -210,7 +210,7 @@ def test_compare_page_runs_repeats_and_puts_results_first(repeat_store, monkeypa
     learned_box = next(i for i, e in enumerate(at.main) if "left out until you ask" in str(getattr(e, "value", "")))
     chart = next(i for i, e in enumerate(at.main) if e.type == "plotly_chart")
     assert chart < learned_box, kinds
-    shown = next(df.value for df in at.dataframe if "test accuracy [95 %]" in df.value.columns)
+    shown = next(t.value for t in at.table if "test accuracy [95 %]" in t.value.columns)
     assert all(" [" in v for v in shown["test accuracy [95 %]"])  # one rule: value [low, high]
     at.number_input(key="repeats_k").set_value(2).run()
     next(b for b in at.button if b.label == "Run 2 re-splits").click().run()
