@@ -4,7 +4,7 @@ import streamlit as st
 
 from pinterest_mm import stats
 from pinterest_mm.outputs import FAMILIES
-from pinterest_mm.ui import charts, data, widgets
+from pinterest_mm.ui import charts, data, results, widgets
 from pinterest_mm.ui.text import md_text
 
 pg = widgets.page("Models")
@@ -16,6 +16,9 @@ defs = data.definitions(ds, ver)
 warning = stats.small_test_warning(len(pg.out.y["test"]))
 if warning:
     st.warning(warning)
+for cover in results.unknown_words(ds, ver).values():
+    if cover.get("warning"):
+        st.warning(md_text(cover["warning"], 800))
 st.caption(f"{md_text(defs['rules']['best_single'])}: **{md_text(defs['best_single'])}** · "
            "the 95% bounds are Wilson intervals of each accuracy on the split's pins (error bars below)")
 st.dataframe(

@@ -10,6 +10,7 @@
     print(ds.models())                           # every built model and its scores
     res = ds.fuse("mm", l=2)                     # any registered method and config
     ev = ds.evaluate(res)                        # accuracy, top-k, confusion, F1, calibration
+    rep = ds.repeats(5)                          # 5 re-splits: mean ± sd, share of repeats per verdict
     pin = ds.predict(image="pin.jpg", text="Chocolate cake recipe")
     print(ds.top_k(pin.fused))                   # [("Food and drink", 0.81), ...]
 
@@ -173,6 +174,15 @@ class Dataset:
             except ValueError as exc:
                 errors[m] = str(exc)
         return {**compare.compare_methods(self.outputs, fitted, split, n_boot), "errors": errors}
+
+    def repeats(self, k: int = 5, methods: list[str] | None = None, on_progress=None) -> dict:
+        """K stratified re-splits with new seeds: classifiers refit on the cached features, mean ±
+        sd per model and fusion, the share of repeats in which each claim holds; see
+        :func:`pinterest_mm.repeats.run_repeats` (``on_progress(done, k, message)``)."""
+        from .repeats import DEFAULT_METHODS, RepeatConfig, run_repeats
+
+        cfg = RepeatConfig(repeats=k, methods=tuple(methods) if methods else DEFAULT_METHODS)
+        return run_repeats(self.store, self.name, cfg, outputs=self.outputs, on_progress=on_progress)
 
     # ------------------------------------------------------------------------- prediction
     def predictors(self, models: list[str]) -> dict:

@@ -89,18 +89,24 @@ def definitions(outputs: Outputs) -> dict:
 
     Returns:
         ``best_single`` (name), ``lambda_pair`` (image, any text), ``lambda_pair_word_embedding``,
-        ``feature_cross_pair`` ([image, text] or None), ``mm_models`` and ``rules`` (term -> the
-        sentence saying how it was chosen).
+        ``feature_cross_pair`` ([image, text] or None), ``mm_models``, ``mm_excluded`` (model -> why
+        it is chance-level and left out of the MM selection) and ``rules`` (term -> the sentence
+        saying how it was chosen).
     """
-    from .fusion.select import LAMBDA_PAIR_RULE, SelectConfig, lambda_pair, select_models
+    from .fusion.chance import CHANCE_RULE, chance_level
+    from .fusion.select import LAMBDA_PAIR_RULE, SelectConfig, lambda_pair, select_models, usable_models
     from .fusion.learned import FEATURE_CROSS_PAIR_RULE, feature_cross_pair
 
+    cfg = SelectConfig()
+    mm_models = _pair(select_models, outputs, cfg)
+    candidates = [m for m in usable_models(outputs) if getattr(cfg, f"n_{outputs.models[m].family}") != 0]
     return {
         "best_single": best_single(outputs),
         "lambda_pair": _pair(lambda_pair, outputs, None),
         "lambda_pair_word_embedding": _pair(lambda_pair, outputs, "word_embedding"),
         "feature_cross_pair": _pair(feature_cross_pair, outputs),
-        "mm_models": _pair(select_models, outputs, SelectConfig()),
+        "mm_models": mm_models,
+        "mm_excluded": {m: why for m, why in chance_level(outputs, candidates).items() if m not in (mm_models or [])},
         "recommended": RECOMMENDED,
         "rules": {
             "best_single": BEST_SINGLE_RULE,
@@ -108,6 +114,7 @@ def definitions(outputs: Outputs) -> dict:
             "lambda_pair_word_embedding": LAMBDA_PAIR_RULE.format(family="word embedding"),
             "feature_cross_pair": FEATURE_CROSS_PAIR_RULE,
             "mm_models": MM_SELECTION_RULE,
+            "mm_excluded": CHANCE_RULE,
             "recommended": RECOMMENDED_RULE,
         },
     }
@@ -119,16 +126,19 @@ def definition_lines(defs: dict) -> list[str]:
         return "none" if v is None else (" x ".join(v) if isinstance(v, list) and len(v) == 2 and v else
                                          ", ".join(v) if isinstance(v, list) else str(v))
 
-    return [f"{defs['rules'][k]}: {show(defs[k])}" for k in
-            ("best_single", "lambda_pair", "lambda_pair_word_embedding", "feature_cross_pair", "mm_models")]
+    lines = [f"{defs['rules'][k]}: {show(defs[k])}" for k in
+             ("best_single", "lambda_pair", "lambda_pair_word_embedding", "feature_cross_pair", "mm_models")]
+    for m, why in (defs.get("mm_excluded") or {}).items():
+        lines.append(f"left out of the MM selection as chance-level: {m}, {why}")
+    return lines
 
 
 def short_setting(chosen: dict) -> str:
-    """A one-line summary of the settings a method chose on validation."""
+    """A one-line summary of the settings a method chose on validation (numbers: 3 significant digits)."""
     parts = []
     for k, v in chosen.items():
         if isinstance(v, float):
-            parts.append(f"{k}={v:g}")
+            parts.append(f"{k}={v:.3g}")
         elif isinstance(v, (str, int)):
             parts.append(f"{k}={v}")
         elif isinstance(v, list) and k == "models":
@@ -181,6 +191,29 @@ def compare_methods(outputs: Outputs, results: dict, split: str, n_boot: int = 1
         configs[m] = {"config": r.config, "chosen": r.chosen}
     return {"table": rows, "topk": topk, "configs": configs, "best": best, "n": len(y),
             "definitions": definitions(outputs), "warning": stats.small_test_warning(len(outputs.y["test"]))}
+
+
+def display_table(cmp: dict, split: str) -> list[dict]:
+    """The :func:`compare_methods` table as people read it: readable column names, every number
+    through the one formatting rule (:func:`stats.fmt_interval`, :func:`stats.fmt_diff`,
+    :func:`stats.fmt_p`). Downloads keep the numeric table."""
+    best = cmp["best"]
+    rows = []
+    for r in cmp["table"]:
+        rows.append({
+            "method": r["method"] + (" (recommended)" if r.get("recommended") else ""),
+            "chosen on validation": r["chosen on validation"],
+            "validation accuracy [95 %]": _fmt_ci(r, "val"),
+            "test accuracy [95 %]": _fmt_ci(r, "test"),
+            f"{split} top-2": f"{r[f'{split} top-2']:.3f}",
+            f"{split} difference vs {best} [95 % bootstrap]": stats.fmt_diff(r[f"Δ vs {best}"], r["CI low"], r["CI high"]),
+            "McNemar mid-p": stats.fmt_p(r["McNemar mid-p"]),
+        })
+    return rows
+
+
+def _fmt_ci(r: dict, split: str) -> str:
+    return f"{r[f'{split} accuracy']:.3f} [{r[f'{split} accuracy 95% low']:.2f}, {r[f'{split} accuracy 95% high']:.2f}]"
 
 
 def agreement_matrix(outputs: Outputs, split: str, models: list[str]) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import metrics, stats
 from .compare import BEST_SINGLE_RULE
+from .coverage import text_coverage
 from .models.classify import c_edge_warning
 from .outputs import SPLITS, probs_mismatch
 from .store import Store
@@ -39,8 +40,10 @@ def model_report(store: Store, dataset: str) -> dict:
     Each model entry has ``name``, ``family``, ``modality``, ``params``, ``cv_score``,
     ``val_accuracy``, ``test_accuracy``, ``test_topk`` (top-1..top-min(10, C) accuracy on
     the stored test probabilities) and ``seconds``, each accuracy with its Wilson 95 %
-    interval (``val_accuracy_ci``, ``test_accuracy_ci``, ``test_topk_ci``), and ``c_warning`` (a
-    note when the CV-chosen C is at the edge of the grid tried, else None); ordered by validation
+    interval (``val_accuracy_ci``, ``test_accuracy_ci``, ``test_topk_ci``), ``c_warning`` (a
+    note when the CV-chosen C is at the edge of the grid tried, else None) and ``unknown_words``
+    (word-embedding and transformer models: :meth:`pinterest_mm.coverage.Coverage.to_dict`, its
+    ``warning`` set when much of the text is unknown; None for other models); ordered by validation
     accuracy (ties: name). ``n`` gives the pins per split, ``definitions`` the best single model
     and its rule, ``warning`` a small-test-set note or None.
     ``skipped`` lists ``{"name", "reason"}`` of models whose stored probabilities do not fit
@@ -74,6 +77,9 @@ def model_report(store: Store, dataset: str) -> dict:
             "c_warning": _c_warning(rec["params"]),
         })
     models.sort(key=lambda m: (-m["val_accuracy"], m["name"]))
+    cover = text_coverage(store, dataset, models)
+    for m in models:
+        m["unknown_words"] = cover[m["name"]].to_dict() if m["name"] in cover else None
     stats.add_intervals(models, n_rows)
     best = models[0]["name"] if models else None
     return {"dataset": dataset, "classes": list(classes), "n": n_rows, "models": models, "skipped": skipped,
@@ -88,6 +94,13 @@ def format_model_report(report: dict) -> str:
              f"{len(report['models'])} models built"]
     notes = [f"Skipped: {s['reason']}" for s in report.get("skipped", [])]
     notes += [f"{m['name']}: {m['c_warning']}" for m in report["models"] if m.get("c_warning")]
+    notes += [f"WARNING: {m['unknown_words']['warning']}" for m in report["models"]
+              if (m.get("unknown_words") or {}).get("warning")]
+    cover = [m for m in report["models"] if m.get("unknown_words")]
+    if cover:
+        notes.append("Unknown words (pins with text that have no known word; unknown words or tokens): " + "; ".join(
+            f"{m['name']} {100 * m['unknown_words']['share_pins']:.1f} % of pins, "
+            f"{100 * m['unknown_words']['share_tokens']:.1f} % of {m['unknown_words']['unit']}s" for m in cover))
     if not report["models"]:
         return "\n".join([lines[0] + "\n(no models built yet: run `pinterest-mm build NAME`)", *notes])
 

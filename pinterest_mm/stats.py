@@ -5,7 +5,10 @@
   pins only A gets right as many as the pins only B gets right?
 - :func:`paired_bootstrap` — seeded percentile CI of the accuracy difference acc(A) - acc(B)
   (re-exported from :mod:`pinterest_mm.metrics`).
+- :func:`above_midp` — one-sided binomial mid-p of an accuracy against a baseline share.
 - :func:`holm` — Holm's step-down adjustment of several p-values.
+- :func:`fmt_interval`, :func:`fmt_diff`, :func:`fmt_p` — the one formatting rule of every page and
+  report: accuracies and differences 3 decimals, their 95 % bounds 2, p-values 3 significant digits.
 - :func:`verdict` — holds / fails / inconclusive from an adjusted p-value and a direction.
 """
 
@@ -18,8 +21,8 @@ from scipy import stats as _sp
 
 from .metrics import BootstrapCI, paired_bootstrap  # noqa: F401 - one definition, re-exported
 
-__all__ = ["ALPHA", "SMALL_TEST", "BootstrapCI", "PairedTest", "accuracy_interval", "add_intervals",
-           "binom_midp", "fmt_interval", "holm", "mcnemar_midp", "paired_bootstrap", "paired_test",
+__all__ = ["ALPHA", "SMALL_TEST", "BootstrapCI", "PairedTest", "above_midp", "accuracy_interval", "add_intervals",
+           "binom_midp", "fmt_diff", "fmt_interval", "fmt_p", "holm", "mcnemar_midp", "paired_bootstrap", "paired_test",
            "small_test_warning", "verdict", "wilson"]
 
 Z95 = 1.959963984540054
@@ -51,6 +54,16 @@ def fmt_interval(accuracy: float, n: int, digits: int = 3) -> str:
     """``"0.812 [0.71, 0.88]"``: an accuracy with its Wilson 95 % interval."""
     lo, hi = accuracy_interval(accuracy, n)
     return f"{accuracy:.{digits}f} [{lo:.2f}, {hi:.2f}]"
+
+
+def fmt_diff(diff: float, low: float, high: float) -> str:
+    """``"+0.012 [-0.05, +0.08]"``: a difference with its 95 % interval (same digits as :func:`fmt_interval`)."""
+    return f"{diff:+.3f} [{low:+.2f}, {high:+.2f}]"
+
+
+def fmt_p(p: float) -> str:
+    """A p-value with 3 significant digits (``"0.0412"``, ``"1"``)."""
+    return f"{p:.3g}"
 
 
 @dataclass
@@ -108,6 +121,17 @@ def binom_midp(k: int, n: int, p0: float) -> float:
     lower = float(_sp.binom.cdf(k, n, p0)) - 0.5 * float(_sp.binom.pmf(k, n, p0))
     upper = float(_sp.binom.sf(k, n, p0)) + 0.5 * float(_sp.binom.pmf(k, n, p0))
     return float(min(1.0, 2 * min(lower, upper)))
+
+
+def above_midp(k: int, n: int, p0: float) -> float:
+    """One-sided binomial mid-p that k successes in n trials exceed the share p0.
+
+    P(X > k) + P(X = k) / 2 under X ~ Binomial(n, p0): small when k / n is clearly above p0
+    (the test of a model's accuracy against the majority-class baseline); 1.0 when n is 0.
+    """
+    if n == 0:
+        return 1.0
+    return float(min(1.0, _sp.binom.sf(k, n, p0) + 0.5 * _sp.binom.pmf(k, n, p0)))
 
 
 def holm(p_values) -> list[float]:

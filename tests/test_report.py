@@ -27,7 +27,7 @@ def test_model_report_contents(tiny_store):
     for m in rep["models"]:
         assert set(m) == {"name", "family", "modality", "params", "cv_score", "val_accuracy",
                           "test_accuracy", "test_topk", "seconds", "val_accuracy_ci", "test_accuracy_ci",
-                          "test_topk_ci", "c_warning"}
+                          "test_topk_ci", "c_warning", "unknown_words"}
         lo, hi = m["test_accuracy_ci"]
         assert lo < m["test_accuracy"] < hi or m["test_accuracy"] in (lo, hi)
         assert m["test_accuracy_ci"] == list(wilson(round(m["test_accuracy"] * n_test), n_test))
@@ -48,6 +48,12 @@ def test_model_report_contents(tiny_store):
     assert row[14] == f"{glove['test_topk'][2]:.3f}"  # top-3
     assert f"best single model by validation accuracy (ties: name): {rep['models'][0]['name']}" in text
     assert f"WARNING: Small test set: {n_test} test pins" in text
+    # GloVe knows the tiny set's English words: counted, no unknown-words warning; TF-IDF is not counted
+    cover = glove["unknown_words"]
+    assert cover["pins"] == len(tiny_store.pins("tiny")) and cover["tokens"] > cover["pins"]
+    assert cover["share_pins"] < 0.10 and cover["warning"] is None
+    assert next(m for m in rep["models"] if m["name"] == "tfidf-lr")["unknown_words"] is None
+    assert "Unknown words (pins with text that have no known word; unknown words or tokens): glove-6b-50" in text
 
 
 def test_empty_report(tiny_store):

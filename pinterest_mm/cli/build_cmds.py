@@ -62,11 +62,19 @@ def cmd_build(args: argparse.Namespace) -> int:
                   f"weights here; the others build. {missing_hint(missing)}", file=sys.stderr)
     from ..models.classify import LogRegConfig
 
+    from ..repeats import RepeatConfig
+
+    repeats = RepeatConfig(repeats=args.repeats) if args.repeats is not None else None  # checked before the build
     logreg = LogRegConfig(c_grid=args.c_grid) if args.c_grid else LogRegConfig()
     results = build(store, args.name, models, progress=not args.quiet, logreg=logreg,
                     runtime=runtime_settings(args), engine=args.engine, address=args.address)
     print(format_build_summary(results))
-    return build_status(results, args.name)
+    status = build_status(results, args.name)
+    if repeats is not None and status == 0:
+        from ..repeats import format_repeats, run_repeats
+
+        print(format_repeats(run_repeats(store, args.name, repeats)))
+    return status
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -130,6 +138,8 @@ def register(sub) -> None:
                         "(a Ray Data pipeline; needs `pip install -e '.[ray]'`); same features")
     p.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
                    help="Ray cluster to run on with --engine ray (default: a local cluster on this machine)")
+    p.add_argument("--repeats", type=int, default=None, metavar="K",
+                   help="after the build, K stratified re-splits (as `report --repeats K`): mean ± sd per model")
     p.add_argument("--c-grid", default=None, type=_c_grid_arg, metavar="C1,C2,...",
                    help="C values the logistic regressions try by CV (default: the thesis grid "
                         "0.1,0.01,0.001,0.0001); a model whose C lands on the grid's edge is flagged by `report`")

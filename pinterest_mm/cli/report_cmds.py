@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from .common import dumps, open_store
@@ -12,6 +13,11 @@ from .common import dumps, open_store
 def cmd_report(args: argparse.Namespace) -> int:
     from ..report import format_model_report, model_report
 
+    repeats = None
+    if args.repeats is not None:
+        from ..repeats import RepeatConfig
+
+        repeats = RepeatConfig(repeats=args.repeats)  # a bad K is refused before any work
     store = open_store(read_only=True)  # fused results are not cached: nothing is written
     store.dataset_info(args.name)
     report = model_report(store, args.name)
@@ -24,6 +30,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = format_model_report(report) + "\n\n" + format_thesis_report(thesis)
     else:
         text = format_model_report(report)
+    if repeats is not None:
+        from ..repeats import format_repeats, run_repeats
+
+        def say(done: int, k: int, msg: str) -> None:
+            if not args.quiet:
+                print(f"[repeats] {msg}", file=sys.stderr, flush=True)
+
+        rep = run_repeats(store, args.name, repeats, on_progress=say)
+        report = {**report, "repeats": rep}
+        text += "\n\n" + format_repeats(rep)
     if args.json:
         print(dumps(report))
     else:
@@ -129,6 +145,10 @@ def register(sub) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.add_argument("--thesis", action="store_true", help="add fusions and the thesis's claims")
+    p.add_argument("--repeats", type=int, default=None, metavar="K",
+                   help="also K stratified re-splits (new seeds, classifiers refit on the cached features): "
+                        "mean ± sd per model and fusion, and the share of repeats in which each claim holds")
+    p.add_argument("--quiet", action="store_true", help="no progress lines for --repeats")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="predict new pins: each model's and the fused top-k")

@@ -8,12 +8,13 @@ grids are scored with :func:`grid_row` and picked with :func:`pick_on_val` (vali
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .. import metrics
 from ..outputs import FAMILIES, Outputs
+from .chance import chance_level
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class SelectConfig:
         models: Explicit model names (overrides the rule).
         n_image, n_word_embedding, n_transformer, n_other: How many of each family to keep,
             best validation accuracy first; -1 keeps all (thesis: 2, 2, all).
+        exclude_chance: Leave chance-level models out of the rule (:mod:`.chance`); an
+            explicit ``models`` list is kept as given.
     """
 
     models: tuple[str, ...] | None = None
@@ -31,6 +34,7 @@ class SelectConfig:
     n_word_embedding: int = 2
     n_transformer: int = -1
     n_other: int = 0
+    exclude_chance: bool = True
 
 
 def val_accuracy(outputs: Outputs, model: str) -> float:
@@ -61,10 +65,13 @@ def select_models(outputs: Outputs, cfg: SelectConfig = SelectConfig()) -> list[
             raise ValueError(f"Unknown models {unknown}; known: {sorted(outputs.models)}")
         return list(cfg.models)
     chosen: list[str] = []
+    drop = chance_level(outputs, usable_models(outputs)) if cfg.exclude_chance else {}
     for fam in FAMILIES:
         k = getattr(cfg, f"n_{fam}")
-        ranked = usable_models(outputs, fam)
+        ranked = [m for m in usable_models(outputs, fam) if m not in drop]
         chosen += ranked if k < 0 else ranked[:k]
+    if not chosen and drop:  # every candidate is at chance: keep them rather than fuse nothing
+        return select_models(outputs, replace(cfg, exclude_chance=False))
     if not chosen:
         raise ValueError("No model selected: build models first or pass models=[...].")
     return chosen

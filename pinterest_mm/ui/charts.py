@@ -94,21 +94,37 @@ def before_after_bars(df: pd.DataFrame, title: str, label: str = "category") -> 
     ], title, height=max(300, 22 * len(df) + 120), barmode="group", xaxis=dict(title="pins"))
 
 
+def series_colors(names: Sequence[str], taken: Sequence[str] = ()) -> dict[str, str]:
+    """One distinct colour per name (fusion methods), none of them in ``taken`` (family colours in
+    the same chart); the same names get the same colours on every chart of a page."""
+    import plotly.colors as pc
+
+    pool = [c for c in dict.fromkeys(_PALETTE + list(pc.qualitative.Dark24)) if c.lower() not in
+            {t.lower() for t in taken}]
+    return {n: pool[i % len(pool)] for i, n in enumerate(names)}
+
+
 def topk_figure(
     curves: Mapping[str, Sequence[float]],
     families: Mapping[str, str] | None = None,
     title: str = "Top-k accuracy",
     bold: Sequence[str] = (),
+    colors: Mapping[str, str] | None = None,
 ) -> go.Figure:
-    """Top-k accuracy lines, k = 1..len(curve); colour by family, ``bold`` names thick."""
+    """Top-k accuracy lines, k = 1..len(curve); colour by family, ``bold`` names thick.
+
+    Lines without a family (fusion methods) take ``colors[name]``, else a palette colour that no
+    family line of the chart uses.
+    """
     traces = []
     seen: dict[str, int] = {}
-    free = 0
+    fams = {(families or {}).get(n) for n in curves} - {None}
+    free_colors = series_colors([n for n in curves if (families or {}).get(n) is None],
+                                [FAMILY_COLORS.get(f, "#7f7f7f") for f in fams])
     for name, curve in curves.items():
         fam = (families or {}).get(name)
         if fam is None:  # no family: a fusion method, own colour
-            color, dash = _PALETTE[free % len(_PALETTE)], "solid"
-            free += 1
+            color, dash = (colors or {}).get(name, free_colors[name]), "solid"
         else:
             i = seen.get(fam, 0)
             seen[fam] = i + 1
@@ -248,25 +264,30 @@ def grid_figure(
 
 
 def method_bars(df: pd.DataFrame, title: str, ref: float | None = None) -> go.Figure:
-    """Validation and test accuracy per method (thesis Fig. 4.4); ``ref`` = best single."""
+    """Validation and test accuracy per method (thesis Fig. 4.4); ``ref`` = best single (test).
+
+    The test values are written inside the bars (rotated), and the reference line is named in the
+    title, so no label meets the line, an error bar or another label.
+    """
     x, test = df["method"].tolist(), df["test accuracy"].tolist()
-    shapes, notes = [], []
+    shapes = []
     if ref is not None:
         shapes.append(dict(type="line", y0=ref, y1=ref, yref="y", x0=0, x1=1, xref="x domain",
                            line=dict(color="#333", dash="dash")))
-        notes.append(dict(text="best single model (test)", x=0, xref="x domain", xanchor="left", y=ref,
-                          yref="y", yanchor="bottom", showarrow=False))
+        title = f"{title} · dashed line: best single model, test {ref:.3f}"
     return _figure([
         dict(type="bar", x=x, y=df["val accuracy"].tolist(), name="validation", marker_color="#9ecae1",
              error_y=interval_error(df, "val")),
         dict(type="bar", x=x, y=test, name="test", marker_color="#d62728",
-             text=[f"{v:.3f}" for v in test], textposition="outside", error_y=interval_error(df, "test")),
-    ], title, barmode="group", height=400, shapes=shapes, annotations=notes,
+             text=[f"{v:.3f}" for v in test], textposition="inside", insidetextanchor="middle",
+             textangle=-90, textfont=dict(color="white"), error_y=interval_error(df, "test")),
+    ], title, barmode="group", height=400, shapes=shapes,
         yaxis=dict(title="accuracy (bars: Wilson 95 % interval)", range=[0, 1.05]))
 
 
-def reliability_figure(cals: Mapping[str, object], title: str) -> go.Figure:
-    """Reliability diagrams: mean confidence vs accuracy per bin (``metrics.Calibration``)."""
+def reliability_figure(cals: Mapping[str, object], title: str, colors: Mapping[str, str] | None = None) -> go.Figure:
+    """Reliability diagrams: mean confidence vs accuracy per bin (``metrics.Calibration``);
+    ``colors`` gives a name its colour (the page's other charts use the same)."""
     traces = [dict(type="scatter", x=[0, 1], y=[0, 1], mode="lines", name="perfect",
                    line=dict(color="#999", dash="dash"))]
     for name, cal in cals.items():
@@ -276,6 +297,7 @@ def reliability_figure(cals: Mapping[str, object], title: str) -> go.Figure:
             type="scatter", x=np.asarray(cal.confidence)[ok], y=np.asarray(cal.accuracy)[ok],
             mode="lines+markers", name=f"{name} (ECE {cal.ece:.3f})",
             marker=dict(size=5 + 10 * np.sqrt(count[ok] / max(1, count.max()))),
+            **({"line": dict(color=colors[name])} if colors and name in colors else {}),
         ))
     return _figure(traces, title, height=420 + 18 * ((len(cals) + 2) // 2), legend=_LEGEND_BELOW,
                    xaxis=dict(title="confidence", range=[0, 1.02]),

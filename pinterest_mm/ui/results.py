@@ -112,3 +112,23 @@ def user_report(dataset: str, ver: str, method: str, config_json: str, splits: t
     r = fused(dataset, ver, method, config_json)
     return _report(outputs(dataset, ver), {"val": r.val_probs, "test": r.test_probs},
                    splits=splits, mode=mode, k=k, min_pins=min_pins)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def unknown_words(dataset: str, ver: str) -> dict:
+    """:func:`pinterest_mm.coverage.dataset_coverage` (model -> unknown-word counts and warning), cached."""
+    from ..coverage import dataset_coverage
+    from .data import get_store
+
+    return dataset_coverage(get_store(), dataset)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def repeats(dataset: str, ver: str, k: int, methods: tuple[str, ...], _on_progress=None) -> dict:
+    """:func:`pinterest_mm.repeats.run_repeats` with K re-splits, cached per cache version
+    (``_on_progress(done, k, message)`` is called while it runs; not part of the key)."""
+    from ..repeats import RepeatConfig, run_repeats
+    from .data import get_store
+
+    return run_repeats(get_store(), dataset, RepeatConfig(repeats=k, methods=methods),
+                       outputs=outputs(dataset, ver), on_progress=_on_progress)
