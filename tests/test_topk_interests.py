@@ -68,3 +68,21 @@ def test_report_needs_users(outs):
     """Check a dataset without users is refused with a reason."""
     with pytest.raises(ValueError, match="no users"):
         topk_report(dataclasses.replace(outs, saves=None), _probs(outs))
+
+
+def test_cli_report_interests(tiny_store, monkeypatch, capsys):
+    """Check ``report NAME --interests`` prints the top-K table and its JSON carries every K."""
+    import json
+
+    from pinterest_mm.build import build
+    from pinterest_mm.cli import main
+
+    build(tiny_store, "tiny", ["glove-6b-50", "tfidf-lr"], progress=False)
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tiny_store.root))
+    assert main(["report", "tiny", "--interests"]) == 0
+    out = capsys.readouterr().out
+    assert "Fusion mm. Top-K interests (003 Table 1)" in out and "best K = " in out
+    assert main(["report", "tiny", "--interests", "equal", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)["interests"]
+    assert rep["method"] == "equal" and [r["K"] for r in rep["table"]] == list(range(1, 7)) * 2  # 6 classes
+    assert 0 <= rep["best"]["fused"]["f1"] <= 1

@@ -24,11 +24,28 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = format_model_report(report) + "\n\n" + format_thesis_report(thesis)
     else:
         text = format_model_report(report)
+    if args.interests:
+        interests = _interests(store, args.name, args.interests)
+        report = {**report, "interests": {"method": args.interests, **interests.to_dict()}}
+        from ..topk_interests import format_topk_report
+
+        text += f"\n\nFusion {args.interests}. " + format_topk_report(interests)
     if args.json:
         print(dumps(report))
     else:
         print(text)
     return 0
+
+
+def _interests(store, name: str, method: str):
+    """003's top-K interests of the test users from one fusion's val/test probabilities."""
+    from ..fusion import fuse
+    from ..outputs import load_outputs
+    from ..topk_interests import topk_report
+
+    outputs = load_outputs(store, name)
+    res = fuse(outputs, method)
+    return topk_report(outputs, {"val": res.val_probs, "test": res.test_probs})
 
 
 def _fusion_config(args: argparse.Namespace) -> dict:
@@ -129,6 +146,9 @@ def register(sub) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.add_argument("--thesis", action="store_true", help="add fusions and the thesis's claims")
+    p.add_argument("--interests", nargs="?", const="mm", default=None, metavar="METHOD",
+                   help="add 003's top-K interests per test user (hit rate, precision, recall, F1 at "
+                        "K = 1..10) from a fusion method's predictions (default mm)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="predict new pins: each model's and the fused top-k")
