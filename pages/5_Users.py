@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from pinterest_mm.ui import charts, data, results, widgets
+from pinterest_mm.ui.interests import topk_section
 from pinterest_mm.ui.text import md_text
 from pinterest_mm.users import user_pin_predictions
 
@@ -64,3 +65,5 @@ extra = {pid: [f"predicted: {c} ({p:.2f})"] for pid, c, p in zip(mine["pin_id"],
 pins = data.pins(ds, ver)
 st.markdown(f"**{md_text(user, 80)}'s pins in {', '.join(splits)}** ({len(mine)})")
 widgets.pin_cards(pins[pins["pin_id"].isin(mine["pin_id"])], extra=extra, max_pins=16)
+
+topk_section(out, r)  # seed 003: top-K interests of the test users
