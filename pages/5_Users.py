@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from pinterest_mm.ui import charts, data, results, state, widgets
+from pinterest_mm.ui.interests import topk_section
 from pinterest_mm.ui.text import md_text
 from pinterest_mm.users import USER_ORDERS, user_pin_predictions
 
@@ -105,3 +106,5 @@ mine = mine.iloc[a:b]
 extra = {pid: [f"predicted: {c} ({p:.2f})"] for pid, c, p in zip(mine["pin_id"], mine["category"], mine["probability"])}
 pins = data.pins_by_pin_id(ds, ver)
 widgets.pin_cards(pins.loc[mine["pin_id"]], extra=extra, max_pins=PINS_PAGE)
+
+topk_section(out, r)  # seed 003: top-K interests of the test users

@@ -14,6 +14,7 @@ import numpy as np
 from . import compare, metrics, stats
 from .fusion import fuse, lambda_table, list_methods, usable_models
 from .outputs import FAMILIES, Outputs
+from .seed_systems import format_seed_systems, seed_systems
 from .textable import text_table
 
 CLAIMS = (
@@ -197,6 +198,7 @@ def thesis_report(
                                                  "lambda_transformer", "feature_cross", "mm", "fusions")},
                         report["n"])
     report["claims"] = claims(report, test_preds, outputs.y["test"])
+    report["seed_systems"] = seed_systems(outputs, test_preds, fusions, **kw)
     report["test_method"] = TEST_METHOD.format(m=sum(c["verdict"] != "not applicable" for c in report["claims"]))
     return report
 
@@ -338,6 +340,8 @@ def format_thesis_report(report: dict) -> str:
     if rec:
         parts.append(f"Recommended by validation: {rec['method']} (val {_acc(rec['val_accuracy'], n_val)}); "
                      f"on test: {_acc(rec['test_accuracy'], n_test)}")
+    if report.get("seed_systems"):
+        parts.append("\n" + format_seed_systems(report["seed_systems"], n_val, n_test))
     parts.append("\nClaims")
     parts.append(report.get("test_method", ""))
     if report.get("warning"):

@@ -335,6 +335,9 @@ def test_users_page_profiles(app_home):
                for i in range(len(at.get("plotly_chart"))))
     next(r for r in at.radio if r.label == "Predicted profile").set_value("top1").run()
     no_exception(at)
+    assert metric(at, "Best F1, fused + history") and metric(at, "History weight a")
+    assert any(figure(at, i)["layout"]["title"]["text"].startswith("Top-K interests")
+               for i in range(len(at.get("plotly_chart"))))
 
 
 # ----------------------------------------------------------------------------- predict

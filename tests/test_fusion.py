@@ -325,3 +325,34 @@ def test_compare_methods_against_the_best_single_model():
     assert set(cals) == {f"best single ({best})", "mm", "equal"}
     ev = compare.evaluate(p, y, 5)
     assert ev.confusion.sum() == len(y) and ev.accuracy == pytest.approx(fitted["mm"].test_accuracy)
+
+
+def test_pca_reduce_is_fitted_on_train_only():
+    """Check the PCA before the MLP fusions learns from train features only (002's PCA option)."""
+    from sklearn.decomposition import PCA
+
+    from pinterest_mm.fusion.nets import pca_reduce
+
+    rng = np.random.default_rng(0)
+    f = {s: rng.standard_normal((n, 12)).astype(np.float32) * np.linspace(3, 0.1, 12)
+         for s, n in (("train", 80), ("val", 30), ("test", 30))}
+    out = pca_reduce(f, 4)
+    assert {s: a.shape for s, a in out.items()} == {"train": (80, 4), "val": (30, 4), "test": (30, 4)}
+    ref = PCA(4, random_state=0).fit(f["train"])
+    np.testing.assert_allclose(out["test"], ref.transform(f["test"]), atol=1e-4)
+    # Held-out features far from train change nothing about the projection of train or test.
+    moved = dict(f, val=f["val"] * 50 + 7)
+    again = pca_reduce(moved, 4)
+    np.testing.assert_array_equal(again["train"], out["train"])
+    np.testing.assert_array_equal(again["test"], out["test"])
+    assert pca_reduce(f, 100)["train"].shape == (80, 12)  # capped at d
+    with pytest.raises(ValueError, match="pca_dim"):
+        pca_reduce(f, 0)
+
+
+def test_mlp_pca_option_changes_the_input(outs):
+    """Check concat_mlp runs with PCA on and off and the option is part of the config (and cache key)."""
+    a = fuse(outs, "concat_mlp", pca_dim=4, **FAST_NET)
+    b = fuse(outs, "concat_mlp", pca_dim=0, **FAST_NET)
+    assert a.config["pca_dim"] == 4 and b.config["pca_dim"] == 0 and a.key != b.key
+    assert not np.allclose(a.test_probs, b.test_probs)

@@ -25,7 +25,7 @@ THESIS = ["convnext-tiny", "convnext-small", "convnext-base", "effnetv2-b1", "ef
 
 def test_listing_has_every_model_once_with_valid_fields():
     names = [s.name for s in list_models()]
-    assert names == OFFLINE + ["cnn-scratch"] + THESIS
+    assert names == OFFLINE + ["cnn-scratch", "lstm-cnn"] + THESIS
     assert FAMILIES == OUTPUT_FAMILIES
     for s in list_models():
         assert s.family in FAMILIES and s.modality in ("image", "text")

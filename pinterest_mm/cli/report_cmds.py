@@ -40,11 +40,28 @@ def cmd_report(args: argparse.Namespace) -> int:
         rep = run_repeats(store, args.name, repeats, on_progress=say)
         report = {**report, "repeats": rep}
         text += "\n\n" + format_repeats(rep)
+    if args.interests:
+        interests = _interests(store, args.name, args.interests)
+        report = {**report, "interests": {"method": args.interests, **interests.to_dict()}}
+        from ..topk_interests import format_topk_report
+
+        text += f"\n\nFusion {args.interests}. " + format_topk_report(interests)
     if args.json:
         print(dumps(report))
     else:
         print(text)
     return 0
+
+
+def _interests(store, name: str, method: str):
+    """003's top-K interests of the test users from one fusion's val/test probabilities."""
+    from ..fusion import fuse
+    from ..outputs import load_outputs
+    from ..topk_interests import topk_report
+
+    outputs = load_outputs(store, name)
+    res = fuse(outputs, method)
+    return topk_report(outputs, {"val": res.val_probs, "test": res.test_probs})
 
 
 def _fusion_config(args: argparse.Namespace) -> dict:
@@ -149,6 +166,9 @@ def register(sub) -> None:
                    help="also K stratified re-splits (new seeds, classifiers refit on the cached features): "
                         "mean ± sd per model and fusion, and the share of repeats in which each claim holds")
     p.add_argument("--quiet", action="store_true", help="no progress lines for --repeats")
+    p.add_argument("--interests", nargs="?", const="mm", default=None, metavar="METHOD",
+                   help="add 003's top-K interests per test user (hit rate, precision, recall, F1 at "
+                        "K = 1..10) from a fusion method's predictions (default mm)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="predict new pins: each model's and the fused top-k")

@@ -31,7 +31,7 @@ from .late import (
 from .fitted import ensemble_selection, optimize_weights
 from .learned import cross_pool, cross_pool_explicit
 from .live import FusionStack, LiveScores, LiveView
-from . import nets  # noqa: F401 - registers gated, concat_mlp and attention_mlp
+from . import nets, user_gated  # noqa: F401 - register gated, concat_mlp, attention_mlp, user_gated
 from .registry import (
     FusionResult,
     blas_threads,

@@ -181,19 +181,32 @@ def fit_gated(outputs: Outputs, cfg: GatedConfig) -> FusionResult:
 
 
 # ----------------------------------------------------------------------------- early-fusion MLPs
+def pca_reduce(feats: dict[str, np.ndarray], dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Project every split onto the first ``dim`` principal components of the TRAIN split.
+
+    Args:
+        feats: Split to features, shape (n_split, d).
+        dim: Components kept (capped at d and at the number of train pins).
+        seed: PCA random state (used by the randomized solver on large inputs).
+
+    Returns:
+        Split to reduced features, shape (n_split, min(dim, d, n_train)), float32.
+    """
+    from sklearn.decomposition import PCA
+
+    if dim < 1:
+        raise ValueError(f"pca_dim must be 1 or more (0 turns PCA off), not {dim}.")
+    train = feats["train"]
+    pca = PCA(min(dim, train.shape[1], train.shape[0]), random_state=seed).fit(train)
+    return {s: pca.transform(f).astype(np.float32) for s, f in feats.items()}
+
+
 def _pair_features(outputs: Outputs, cfg: NetConfig) -> tuple[str, str, dict, dict]:
     img = cfg.image_model or best_feature_model(outputs, "image")
     txt = cfg.text_model or best_feature_model(outputs, None, "text")
     fa, fb = model_features(outputs, img), model_features(outputs, txt)
     if cfg.pca_dim:
-        from sklearn.decomposition import PCA
-
-        def reduce(f):
-            k = min(cfg.pca_dim, f["train"].shape[1], f["train"].shape[0])
-            pca = PCA(k, random_state=cfg.seed).fit(f["train"])
-            return {s: pca.transform(f[s]).astype(np.float32) for s in f}
-
-        fa, fb = reduce(fa), reduce(fb)
+        fa, fb = pca_reduce(fa, cfg.pca_dim, cfg.seed), pca_reduce(fb, cfg.pca_dim, cfg.seed)
     # Standardize with train statistics.
     def scale(f):
         mu, sd = f["train"].mean(0), f["train"].std(0) + 1e-6

@@ -80,6 +80,12 @@ def _scratch_cnn_factory(spec: ModelSpec, **options: Any) -> Any:
     return ScratchCnnClassifier(spec, **options)
 
 
+def _lstm_cnn_factory(spec: ModelSpec, **options: Any) -> Any:
+    from .lstm_cnn import LstmCnnClassifier
+
+    return LstmCnnClassifier(spec, **options)
+
+
 def _effnet_lite(variant: int, size: int) -> ModelSpec:
     return ModelSpec(
         name=f"effnet-lite{variant}",
@@ -247,6 +253,19 @@ _SPECS: list[ModelSpec] = [
         factory=_scratch_cnn_factory,
         check=check_torch,
         options={"backend": "scratch-cnn"},
+    ),
+    ModelSpec(
+        name="lstm-cnn",
+        modality="text",
+        family="other",
+        dim=None,
+        source="LSTM + 1-d CNN over word vectors trained from scratch on the train split "
+        "(companion paper 004; early stopping on validation, seeded; not in the default set)",
+        offline=False,
+        kind="classifier",
+        factory=_lstm_cnn_factory,
+        check=check_torch,
+        options={"backend": "lstm-cnn"},
     ),
     # The thesis's models: weights from a hub (local cache, a local file, or a download).
     _timm("convnext-tiny", "convnext_tiny.fb_in1k", 768),
