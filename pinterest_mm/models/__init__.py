@@ -3,8 +3,8 @@
 Heavy libraries (torch, timm, transformers, gensim) are imported only when a model is built.
 """
 
+from ..config import FAMILIES
 from .registry import (
-    FAMILIES,
     REGISTRY,
     ModelSpec,
     UnknownModelError,
