@@ -86,3 +86,34 @@ def test_the_encoder_is_checked(tmp_path):
     data = synthetic_data()  # loaded for the CNN: no sentences
     with pytest.raises(ValueError, match="loaded for the 'cnn' text encoder"):
         train(Store(tmp_path), "synth", FAST, data=data)
+
+
+def test_encoder_comparison_reports_seed_and_query_uncertainty(tmp_path, monkeypatch):
+    """Two encoders x two seeds on synthetic data (the "MiniLM" sentences are a fixed random
+    projection of the word ids here, to stay fast): every run scored, intervals around the means."""
+    from pinterest_mm.embed import compare
+
+    base = synthetic_data()
+    proj = np.random.default_rng(3).normal(size=(len(base.vocab) + 1, 16)).astype(np.float32)
+    proj[0] = 0
+
+    def fake_load(store, dataset, image_model, word_model, max_words, enc, progress):
+        if enc == "cnn":
+            return base
+        S = proj[base.words].sum(1)
+        return replace(base, text_encoder="minilm", sentences=S, has_text=np.abs(S).sum(1) > 0)
+
+    monkeypatch.setattr(compare, "load_embed_data", fake_load)
+    cfg = compare.CompareConfig(seeds=(0, 1), n_boot=300, base=replace(FAST, text_encoder="cnn", filters=(16, 8, 8)))
+    res = compare.compare_text_encoders(Store(tmp_path), "synth", cfg)
+    runs, summ, diffs = res["runs"], res["summary"], res["differences"]
+    assert len(runs) == 2 * 2 * 3 and set(runs["encoder"]) == {"cnn", "minilm"}
+    assert (summ["seeds"] == 2).all() and (summ["medr_sd"] >= 0).all()
+    # different seeds are different spaces (own folders), so the seed sd is not zero everywhere
+    assert summ["medr_sd"].max() > 0
+    for _, r in summ.iterrows():
+        assert r["r10_ci_low"] <= r["r10_mean"] <= r["r10_ci_high"]
+        assert r["medr_ci_low"] <= r["medr_mean"] <= r["medr_ci_high"]
+    assert len(diffs) == 6 and diffs["paired"].all()
+    assert (diffs["ci_low"] <= diffs["value"]).all() and (diffs["value"] <= diffs["ci_high"]).all()
+    assert "minilm - cnn" in compare.format_comparison(res)

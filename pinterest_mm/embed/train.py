@@ -84,13 +84,16 @@ class EmbedConfig:
 
     @property
     def tag(self) -> str:
-        """Folder name of the space: ``embed-<l1>-<l2>`` (plus the models when not the defaults)."""
+        """Folder name of the space: ``embed-<l1>-<l2>`` (plus the models, the text encoder and
+        the seed when not the defaults)."""
         l1, l2 = self.lambdas
         tag = f"embed-{l1:g}-{l2:g}"
         if (self.image_model, self.word_model) != ("effnet-lite0", "glove-6b-50"):
             tag += f"-{self.image_model}-{self.word_model}"
         if self.text_encoder != "cnn":
             tag += f"-{self.text_encoder}"
+        if self.seed != 0:
+            tag += f"-s{self.seed}"
         return tag[:64]
 
     def fingerprint_dict(self) -> dict:
