@@ -244,7 +244,7 @@ class SearchContext:
 
 
 def load_context(store: Store, dataset: str, tag: str, index_config: IndexConfig = IndexConfig()) -> SearchContext:
-    """Load a finished space and the pins/saves it answers with.
+    """Load a finished space and the pins/saves it answers with, its indexes built.
 
     Raises:
         FileNotFoundError: No finished space ``tag`` (train it with ``pinterest-mm embed``).
@@ -260,8 +260,10 @@ def load_context(store: Store, dataset: str, tag: str, index_config: IndexConfig
     saves = store.saves(dataset)[["pin_id", "user_id"]].drop_duplicates()
     saves = saves.assign(pin_id=saves["pin_id"].astype(str), user_id=saves["user_id"].astype(str))
     saves["row"] = row_of.loc[saves["pin_id"].to_numpy()].to_numpy()
-    return SearchContext(space, pins, saves, store.classes(dataset), space.pin_vectors(), unit(space.users),
-                         index_config)
+    ctx = SearchContext(space, pins, saves, store.classes(dataset), space.pin_vectors(), unit(space.users),
+                        index_config)
+    _ = (ctx.pin_index, ctx.user_index)  # built now, while the caller shows its loading message
+    return ctx
 
 
 def map_2d(ctx: SearchContext, max_pins: int = 3000, seed: int = 0) -> pd.DataFrame:
