@@ -93,3 +93,16 @@ def test_the_search_context_uses_the_ivf_index_above_the_threshold(vectors):
 def test_bad_index_settings_are_refused():
     with pytest.raises(ValueError, match="target_recall"):
         IndexConfig(target_recall=1.5)
+
+
+def test_bench_index_command_measures_exact_and_ivf(capsys):
+    import json
+
+    from pinterest_mm.cli import main
+
+    assert main(["bench", "index", "--sizes", "4000", "--glove-sizes", "", "--queries", "60", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["rows"]
+    assert row["vectors"] == "clustered" and row["n"] == 4000 and row["dim"] == 256
+    assert row["tuned_recall"] >= 0.95 and row["held_out_recall"] >= 0.85 and row["queries"] == 30
+    assert row["exact_ms"] > 0 and row["ivf_cpu_ms"] >= 0 and 1 <= row["nprobe"] <= row["nlist"] == 63
