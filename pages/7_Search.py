@@ -6,14 +6,11 @@ Every name from the data (categories, user ids, descriptions) is shown as text
 (``st.text``/``st.dataframe``) or HTML-escaped inside plotly, never as Markdown.
 """
 
-import time
-
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pinterest_mm.embed.space import run_inference
+from pinterest_mm.embed.search import default_space, map_caption, space_label, space_stamps
 from pinterest_mm.predict import MAX_TEXT_CHARS
 from pinterest_mm.ui import data, predict, widgets
 from pinterest_mm.ui.text import plotly_text
@@ -47,13 +44,6 @@ def pin_map(dataset: str, ver: str, tag: str, stamp: int) -> pd.DataFrame:
     return map_2d(context(dataset, ver, tag, stamp))
 
 
-def spaces(dataset: str) -> list[tuple[str, int]]:
-    from pinterest_mm.embed.search import available_spaces, spaces_dir
-
-    folder = spaces_dir(data.get_store(), dataset)
-    return [(t, (folder / t / "space.json").stat().st_mtime_ns) for t in available_spaces(data.get_store(), dataset)]
-
-
 def thumbs(table: pd.DataFrame, n: int = THUMBS, mark: str | None = None) -> None:
     cols = st.columns(n)
     for col, (_, row) in zip(cols, table.head(n).iterrows()):
@@ -71,28 +61,26 @@ def pins_frame(table: pd.DataFrame) -> None:
 
 pg = widgets.page("Search", need_models=False, split_choice=False)
 ds, ver = pg.dataset, pg.ver
-avail = spaces(ds)
+avail = space_stamps(data.get_store(), ds)
 if not avail:
     st.info("No joint space has been trained for this dataset yet. It needs the image features of "
             "a built image model (default effnet-lite0); then train the spaces from the command line:")
     st.code(f"pinterest-mm build {ds} --models effnet-lite0,glove-6b-50\npinterest-mm embed {ds}", language="bash")
     st.stop()
-tags = [t for t, _ in avail]
-default = "embed-0.1-0.45" if "embed-0.1-0.45" in tags else ("embed-0.33-0.33" if "embed-0.33-0.33" in tags else tags[0])
+tags = list(avail)
 with st.sidebar:
-    tag = st.selectbox("Joint space", tags, index=tags.index(default),
+    tag = st.selectbox("Joint space", tags, index=tags.index(default_space(tags)), format_func=space_label,
                        help="embed-L1-L2: trained with lambda1 (text-user) = L1, lambda2 (image-text) = L2, "
-                            "image-user 1 - L1 - L2 (seed 001, eq. 1)")
-stamp = dict(avail)[tag]
+                            "image-user 1 - L1 - L2 (seed 001, eq. 1); -minilm: texts encoded by the frozen "
+                            "MiniLM (`pinterest-mm embed --text-encoder minilm`)")
+stamp = avail[tag]
 try:
     ctx = context(ds, ver, tag, stamp)
 except FileNotFoundError as exc:
     st.warning(data.safe_error(exc))
     st.stop()
 sp = ctx.space
-w = sp.meta.get("weights", [])
-st.caption(f"Space {tag}: D = {sp.dim}, lambdas {tuple(w)}, {len(sp.pin_ids):,} pins, {len(sp.user_ids):,} users; "
-           f"epoch {sp.meta.get('best_epoch')} chosen on validation.")
+st.caption(f"Space {tag}: {ctx.caption}")
 if not ctx.has_users:
     st.info("This dataset has no users (no saves with a user_id), so only image<->text search is shown; "
             "the nearest users, the user view and users on the map are hidden.")
@@ -107,34 +95,21 @@ with tab_search:
     with c2:
         up = st.file_uploader("or an image (PNG, JPEG or WebP)", type=["png", "jpg", "jpeg", "webp"],
                               key="search_image", max_upload_size=20)
-    parts, used = [], []
-    if query.strip():
-        v = sp.embed_texts([query])[0]
-        if np.any(v):
-            parts.append(v)
-            used.append("text")
-        else:
-            st.warning("None of the words of this text is known to the space's word vectors; try other words.")
-    if up is not None:
-        u = predict.read_image(up.getvalue())
-        if u.image is None:
-            st.warning(u.message)
-        else:
-            enc = image_encoder(sp.config["image_model"])
-            feats = run_inference(lambda: enc.featurize(images=[u.image]))
-            parts.append(sp.embed_image_features(feats)[0])
-            used.append("image")
-    if parts:
-        t0 = time.perf_counter()
-        pins, users = ctx.search(np.sum(parts, axis=0), k=12)
-        ms = (time.perf_counter() - t0) * 1000
-        st.caption(f"Nearest to the {' + '.join(used)} · search {ms:.0f} ms over {len(sp.pin_ids):,} pins")
+    u = predict.read_image(up.getvalue()) if up is not None else None
+    if u is not None and u.image is None:
+        st.warning(u.message)
+    res = ctx.query(query, u.image if u is not None else None,
+                    image_encoder=lambda: image_encoder(sp.config["image_model"]), k=12)
+    for msg in res.warnings:
+        st.warning(msg)
+    if not res.empty:
+        st.caption(res.caption)
         st.subheader("Nearest pins")
-        thumbs(pins)
-        pins_frame(pins)
+        thumbs(res.pins)
+        pins_frame(res.pins)
         if ctx.has_users:
             st.subheader("Nearest users")
-            st.dataframe(users, hide_index=True, width="stretch")
+            st.dataframe(res.users, hide_index=True, width="stretch")
     else:
         st.caption("Type a text or drop an image to search the space.")
 
@@ -142,10 +117,9 @@ with tab_user:
     if not ctx.has_users:
         st.caption("No users in this dataset.")
     else:
-        n_saves = ctx.saves.groupby("user_id").size()
-        order = sorted(sp.user_ids, key=lambda x: (-int(n_saves.get(x, 0)), x))
-        user = st.selectbox("User", order, key="search_user",
-                            format_func=lambda x: f"{x} ({int(n_saves.get(x, 0))} saves)")
+        n_saves = dict(ctx.users_by_saves())
+        user = st.selectbox("User", list(n_saves), key="search_user",
+                            format_func=lambda x: f"{x} ({n_saves[x]} saves)")
         pins, near = ctx.user_view(user, k=12)
         c1, c2 = st.columns([2, 1])
         with c1:
@@ -164,13 +138,10 @@ with tab_user:
 with tab_map:
     m = pin_map(ds, ver, tag, stamp)
     shown = m.assign(category=m["category"].map(esc), name=m["name"].map(esc), text=m["text"].map(esc))
-    if not ctx.has_users:
-        shown = shown[shown["kind"] == "pin"]
     fig = px.scatter(shown, x="x", y="y", color="category", symbol="kind", hover_name="name",
                      hover_data={"text": True, "kind": True, "x": False, "y": False},
                      symbol_map={"pin": "circle", "user": "diamond"}, opacity=0.75, height=620)
     fig.update_traces(marker={"size": 6})
     fig.update_layout(xaxis_title="PCA 1", yaxis_title="PCA 2", legend_title_text="category, kind")
     st.plotly_chart(fig, width="stretch")
-    st.caption(f"PCA of {int((m['kind'] == 'pin').sum()):,} pins (a seeded sample when there are more than 3,000) "
-               f"and {int((m['kind'] == 'user').sum()):,} users; a user is coloured by their top category.")
+    st.caption(map_caption(m))

@@ -23,7 +23,8 @@ QUICK = dict(dim=32, filters=(16, 8, 8), batch_size=64, epochs=3, lr=5e-3)
 
 @pytest.fixture(scope="module")
 def search_home(tmp_path_factory):
-    """The shared test store with two spaces on tiny-real: all pairs, and one without users."""
+    """The shared test store with three spaces on tiny-real: all pairs (word-vector CNN and
+    MiniLM text encoders), and one without users."""
     root, has_real = shared_cache(tmp_path_factory)
     if not has_real:
         pytest.skip("real models cannot be built here")
@@ -36,6 +37,8 @@ def search_home(tmp_path_factory):
     data = load_embed_data(store, REAL_DATASET)
     no_users = replace(data, users=[], saves=data.saves.iloc[:0])
     train(store, REAL_DATASET, EmbedConfig(lambdas=(0.0, 1.0), **QUICK), data=no_users)
+    minilm = EmbedConfig(text_encoder="minilm", **QUICK)
+    train(store, REAL_DATASET, minilm, data=load_embed_data(store, REAL_DATASET, text_encoder="minilm"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PINTEREST_MM_HOME", str(root))
         yield root
@@ -112,6 +115,20 @@ def test_space_without_users_hides_user_parts(search_home):
     at.text_input(key="search_text").input("tulip garden").run()
     no_exception(at)
     assert "Nearest users" not in [s.value for s in at.subheader]
+
+
+def test_minilm_space_is_selectable_and_searches(search_home):
+    at = run({"dataset": REAL_DATASET})
+    tag = "embed-0.33-0.33-minilm"
+    assert tag in at.sidebar.selectbox[1].options or any(tag in o for o in at.sidebar.selectbox[1].options)
+    at.sidebar.selectbox[1].select(tag).run()
+    no_exception(at)
+    assert any("text encoder: MiniLM" in str(c.value) for c in at.caption)
+    at.text_input(key="search_text").input("tulip seeds in the garden soil with compost").run()
+    no_exception(at)
+    pins = at.dataframe[0].value
+    assert len(pins) == 12 and pins["similarity"].is_monotonic_decreasing
+    assert (pins["category"].head(5) == "Gardening").sum() >= 2, pins[["category", "similarity"]]
 
 
 def test_dataset_without_space_says_how_to_train(search_home):

@@ -148,6 +148,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     splits = ("val", "test") if args.interest_labels == "held-out" else ("train", "val", "test")
     base = replace(EmbedConfig(), image_model=args.image_model, word_model=args.word_model,
+                   text_encoder=args.text_encoder,
                    **({"epochs": args.epochs} if args.epochs is not None else {}))
     rep = embed_report(open_store(), args.name, settings=args.lambdas or SWEEP, base=base,
                        interests=InterestConfig(threshold=args.threshold, label_splits=splits),
@@ -200,7 +201,10 @@ def register(sub) -> None:
                         "default: the 8 settings of seed 001's Table 2")
     p.add_argument("--image-model", default="effnet-lite0", help="built image model whose features are used")
     p.add_argument("--word-model", default="glove-6b-50", help="glove-6b-50, word2vec-train or fasttext-train")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+    p.add_argument("--text-encoder", choices=["cnn", "minilm"], default="cnn",
+                   help="cnn: a CNN over the word model's frozen vectors (default, seed 001); minilm: the "
+                        "packaged MiniLM's frozen sentence embeddings (computed once, cached)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30)")
     p.add_argument("--threshold", type=float, default=0.2,
                    help="a user is interested in a category holding at least this share of their saves")
     p.add_argument("--interest-labels", choices=["held-out", "all"], default="held-out",

@@ -3,7 +3,8 @@
 - image features: the cached pooled features of a built image model (``features/``);
 - texts: each pin's cleaned tokens (``text_words``) as word ids into the frozen vectors of a
   word model (the packaged GloVe 6B 50-d, or this dataset's trained ``word2vec-train`` /
-  ``fasttext-train``), cut or padded to ``max_words``;
+  ``fasttext-train``), cut or padded to ``max_words``; with the ``minilm`` text encoder also
+  each pin's frozen MiniLM sentence embedding (cached, see :mod:`.sentence`);
 - users: those with at least one save of a **train** pin (only they get a vector); every
   save (pin, user) is a post. Val/test saves are kept for evaluation only.
 """
@@ -18,6 +19,7 @@ import pandas as pd
 from ..store import Store
 
 WORD_MODELS = ("glove-6b-50", "word2vec-train", "fasttext-train")
+TEXT_ENCODERS = ("cnn", "minilm")  # a CNN over frozen word vectors (001 §4.3) or frozen MiniLM sentences
 
 
 class EmbedInputError(ValueError):
@@ -36,12 +38,14 @@ class EmbedData:
         words: (N, L) int64 word ids (0 = padding).
         vocab: The V words of ids 1..V.
         vectors: (V + 1, d) float32 word vectors, row 0 zeros.
-        has_image, has_text: (N,) bool.
+        has_image, has_text: (N,) bool (a text: a known word; with ``minilm``: a non-empty text).
         users: The K user ids with a vector (a train save), sorted.
         saves: Every save of a kept pin: pin_id, user_id, split, row (pin row), user (index
             into ``users``, -1 for a user without train saves).
         image_model, word_model: Where the features and vectors came from.
         fingerprint: Of the dataset, the image features and the word model.
+        text_encoder: ``cnn`` or ``minilm``.
+        sentences: (N, 384) float32 frozen MiniLM sentence embeddings (``minilm`` only, else None).
     """
 
     dataset: str
@@ -58,6 +62,18 @@ class EmbedData:
     image_model: str
     word_model: str
     fingerprint: dict = field(default_factory=dict)
+    text_encoder: str = "cnn"
+    sentences: np.ndarray | None = None
+
+    @property
+    def text_input(self) -> np.ndarray:
+        """What the text encoder reads: (N, L) word ids (``cnn``) or (N, 384) sentences (``minilm``)."""
+        return self.sentences if self.text_encoder == "minilm" else self.words
+
+    def text_means_source(self) -> np.ndarray:
+        """(N, d) per pin the text vector users are initialized from (001: mean word vectors;
+        with ``minilm``: the sentence embedding)."""
+        return self.sentences if self.text_encoder == "minilm" else self.mean_word_vectors()
 
     def rows(self, split: str) -> np.ndarray:
         """Pin rows of a split, shape (n,)."""
@@ -120,13 +136,17 @@ def encode_words(token_lists: list[list[str]], index: dict[str, int], max_words:
 
 
 def load_embed_data(store: Store, dataset: str, image_model: str = "effnet-lite0",
-                    word_model: str = "glove-6b-50", max_words: int = 20) -> EmbedData:
-    """Read a dataset's pins, saves, cached image features and word vectors.
+                    word_model: str = "glove-6b-50", max_words: int = 20, text_encoder: str = "cnn",
+                    progress: bool = False) -> EmbedData:
+    """Read a dataset's pins, saves, cached image features and word vectors (and, with
+    ``text_encoder="minilm"``, its cached MiniLM sentence embeddings, computed on first use).
 
     Raises:
         EmbedInputError: The image model (or trained word model) is not built yet.
         DatasetNotFound: No such dataset.
     """
+    if text_encoder not in TEXT_ENCODERS:
+        raise EmbedInputError(f"Unknown text encoder {text_encoder!r}; use one of {', '.join(TEXT_ENCODERS)}.")
     info = store.dataset_info(dataset)
     image_fp = store.model_fingerprint(dataset, image_model)
     path = store.features_path(dataset, image_model)
@@ -157,8 +177,15 @@ def load_embed_data(store: Store, dataset: str, image_model: str = "effnet-lite0
     fp = {"dataset": info["fingerprint"], "image": image_fp, "word_model": word_model,
           "word": store.model_fingerprint(dataset, word_model) if word_model != "glove-6b-50" else "pkg",
           "max_words": max_words}
+    sentences, has_text = None, (words > 0).any(1)
+    if text_encoder == "minilm":
+        from .sentence import dataset_sentences
+
+        sentences, fp["sentences"] = dataset_sentences(store, dataset, pins, info["fingerprint"], progress)
+        has_text = np.abs(sentences).sum(1) > 0
     return EmbedData(
         dataset=dataset, pins=pins, classes=store.classes(dataset), image=image, words=words, vocab=vocab,
-        vectors=vectors, has_image=np.abs(image).sum(1) > 0, has_text=(words > 0).any(1), users=users,
+        vectors=vectors, has_image=np.abs(image).sum(1) > 0, has_text=has_text, users=users,
         saves=saves, image_model=image_model, word_model=word_model, fingerprint=fp,
+        text_encoder=text_encoder, sentences=sentences,
     )

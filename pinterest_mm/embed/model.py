@@ -4,7 +4,8 @@ Three encoders map into one D-dimensional space compared by cosine similarity:
 
 - image: frozen pooled backbone features (standardized with train statistics) -> linear;
 - text: a sequence of frozen word vectors -> three parallel 1-D convolutions (kernel widths
-  2, 3, 4), ReLU, max over time, concatenated -> linear (001 §4.3, after Kim 2014);
+  2, 3, 4), ReLU, max over time, concatenated -> linear (001 §4.3, after Kim 2014); or a
+  frozen MiniLM sentence embedding (standardized with train statistics) -> linear;
 - user: an embedding matrix (initialized from the mean word vector of the user's train pins)
   -> linear.
 """
@@ -45,6 +46,24 @@ class TextCNN(nn.Module):
         return torch.cat([F.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)
 
 
+class SentenceHead(nn.Module):
+    """Frozen sentence embeddings, standardized (the text side of the ``minilm`` encoder).
+
+    Args:
+        mean, std: (d,) train statistics of the embeddings.
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(np.asarray(mean, np.float32)))
+        self.register_buffer("std", torch.as_tensor(np.asarray(std, np.float32)))
+        self.dim = int(len(mean))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sentence embeddings (B, d) -> standardized (B, d)."""
+        return (x - self.mean) / self.std
+
+
 class JointModel(nn.Module):
     """Image, text and user encoders into one D-dimensional space.
 
@@ -55,15 +74,20 @@ class JointModel(nn.Module):
         dim: D, the width of the joint space.
         filters: Channels of the three text convolutions.
         image_mean, image_std: (image_dim,) standardization of the image features.
+        sentence_stats: (mean, std) of frozen sentence embeddings (d,) each: the text side is a
+            :class:`SentenceHead` (``minilm``) instead of the CNN, and ``word_vectors`` is unused.
     """
 
-    def __init__(self, image_dim: int, word_vectors: np.ndarray, user_init: np.ndarray, dim: int = 256,
+    def __init__(self, image_dim: int, word_vectors: np.ndarray | None, user_init: np.ndarray, dim: int = 256,
                  filters=(128, 64, 64), image_mean: np.ndarray | None = None,
-                 image_std: np.ndarray | None = None) -> None:
+                 image_std: np.ndarray | None = None, sentence_stats: tuple | None = None) -> None:
         super().__init__()
         self.image_proj = nn.Linear(image_dim, dim)
-        self.text_cnn = TextCNN(word_vectors, filters)
-        self.text_proj = nn.Linear(self.text_cnn.dim, dim)
+        if sentence_stats is not None:
+            self.text_sent = SentenceHead(*sentence_stats)
+        else:
+            self.text_cnn = TextCNN(word_vectors, filters)
+        self.text_proj = nn.Linear(self.text_enc.dim, dim)
         self.users = nn.Embedding.from_pretrained(torch.as_tensor(np.asarray(user_init, np.float32)), freeze=False)
         self.user_proj = nn.Linear(int(user_init.shape[1]), dim)
         mean = np.zeros(image_dim, np.float32) if image_mean is None else np.asarray(image_mean, np.float32)
@@ -71,13 +95,18 @@ class JointModel(nn.Module):
         self.register_buffer("image_mean", torch.as_tensor(mean))
         self.register_buffer("image_std", torch.as_tensor(std))
 
+    @property
+    def text_enc(self) -> nn.Module:
+        """The text side before the projection (the CNN or the sentence head)."""
+        return self.text_sent if hasattr(self, "text_sent") else self.text_cnn
+
     def embed_images(self, feats: torch.Tensor) -> torch.Tensor:
         """Image features (B, image_dim) -> unit vectors (B, D)."""
         return F.normalize(self.image_proj((feats - self.image_mean) / self.image_std), dim=1)
 
-    def embed_texts(self, ids: torch.Tensor) -> torch.Tensor:
-        """Word ids (B, L) -> unit vectors (B, D)."""
-        return F.normalize(self.text_proj(self.text_cnn(ids)), dim=1)
+    def embed_texts(self, x: torch.Tensor) -> torch.Tensor:
+        """Word ids (B, L) (CNN) or sentence embeddings (B, d) (MiniLM) -> unit vectors (B, D)."""
+        return F.normalize(self.text_proj(self.text_enc(x)), dim=1)
 
     def embed_users(self, idx: torch.Tensor) -> torch.Tensor:
         """User indices (B,) -> unit vectors (B, D)."""
@@ -113,7 +142,7 @@ class Batch:
     """One minibatch of posts (B of them).
 
     Attributes:
-        image: (B, image_dim) features; text: (B, L) word ids; user: (B,) user index (-1 none).
+        image: (B, image_dim) features; text: (B, L) word ids or (B, d) sentence embeddings; user: (B,) user index (-1 none).
         pin: (B,) pin row (same pin = same image and text).
         has_image, has_text: (B,) bool.
     """

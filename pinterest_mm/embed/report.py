@@ -69,7 +69,8 @@ def embed_report(store: Store, dataset: str, settings=SWEEP, base: EmbedConfig =
     ``data``: preloaded :class:`~pinterest_mm.embed.data.EmbedData` (default: read from the store).
     """
     if data is None:
-        data = load_embed_data(store, dataset, base.image_model, base.word_model, base.max_words)
+        data = load_embed_data(store, dataset, base.image_model, base.word_model, base.max_words,
+                               base.text_encoder, progress)
     notes = []
     if not data.has_users:
         settings = [(0.0, 1.0)]

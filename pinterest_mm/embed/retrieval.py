@@ -10,7 +10,7 @@ subset of 1..K is symmetric around (K + 1) / 2) and recall@k = k / K.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -27,6 +27,8 @@ class RetrievalScore:
         recall_at_k: Mean over queries of the share of true candidates in the top k.
         k: The k of recall@k.
         random_median_rank: (K + 1) / 2; random_recall_at_k: min(k, K) / K.
+        per_query: (median rank (Q,), recall@k (Q,)) of each query, for intervals (not in
+            :meth:`to_dict`).
     """
 
     task: str
@@ -37,6 +39,7 @@ class RetrievalScore:
     k: int
     random_median_rank: float
     random_recall_at_k: float
+    per_query: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def normalized_rank(self) -> float:
@@ -44,7 +47,8 @@ class RetrievalScore:
         return self.mean_median_rank / max(self.n_candidates, 1)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "normalized_rank": self.normalized_rank}
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "per_query"}
+        return {**d, "normalized_rank": self.normalized_rank}
 
 
 def true_ranks(scores: np.ndarray, truth: list[np.ndarray]) -> list[np.ndarray]:
@@ -73,7 +77,7 @@ def score_ranks(task: str, ranks: list[np.ndarray], n_candidates: int, k: int = 
         task=task, n_queries=len(ranks), n_candidates=int(n_candidates),
         mean_median_rank=float(med.mean()) if len(med) else float("nan"),
         recall_at_k=float(rec.mean()) if len(rec) else float("nan"), k=k,
-        random_median_rank=(K + 1) / 2, random_recall_at_k=min(k, K) / K,
+        random_median_rank=(K + 1) / 2, random_recall_at_k=min(k, K) / K, per_query=(med, rec),
     )
 
 

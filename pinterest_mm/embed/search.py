@@ -1,22 +1,27 @@
-"""Nearest neighbours in a joint space, for the Search page.
+"""Nearest neighbours in a joint space, and everything the Search page shows.
 
-Exact search: one matrix product of unit vectors (cosine) and a partial sort
-(``argpartition``), in NumPy. Measured on 2 busy CPU cores with D = 256 (see
-``benchmarks/bench_embed_search.py``), it stays far below the page's 300 ms budget up to the
-~200,000 vectors it is meant for; see the README for the figures.
+Pins and users are searched through :func:`~pinterest_mm.embed.index.build_index`: exact
+NumPy search (one matrix product of unit vectors and a partial sort) below
+``IndexConfig.exact_below`` vectors (200,000), a calibrated IVF index above (see
+:mod:`.index` and ``pinterest-mm bench index`` for the measurements). The page only draws
+what :class:`SearchContext` and the helpers here return.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from ..store import Store, validate_name
-from .space import JointSpace, unit
+from .index import ExactIndex, IndexConfig, build_index
+from .space import JointSpace, run_inference, unit
+
+DEFAULT_SPACES = ("embed-0.1-0.45", "embed-0.33-0.33")  # the page opens the first one present
 
 
 def nearest(matrix: np.ndarray, query: np.ndarray, k: int = 10, exclude: np.ndarray | None = None):
@@ -31,16 +36,7 @@ def nearest(matrix: np.ndarray, query: np.ndarray, k: int = 10, exclude: np.ndar
     Returns:
         (indices (k',), cosine similarities (k',)), best first (k' <= k).
     """
-    s = matrix @ np.asarray(query, np.float32)
-    if exclude is not None and len(exclude):
-        s = s.copy()
-        s[np.asarray(exclude)] = -np.inf
-    k = min(k, int(np.isfinite(s).sum()))
-    if k <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    top = np.argpartition(-s, k - 1)[:k]
-    top = top[np.argsort(-s[top], kind="stable")]
-    return top, s[top]
+    return ExactIndex(matrix).search(query, k, exclude)
 
 
 def spaces_dir(store: Store, dataset: str) -> Path:
@@ -56,6 +52,54 @@ def available_spaces(store: Store, dataset: str) -> list[str]:
     return sorted(p.name for p in folder.glob("embed-*") if (p / "space.json").exists())
 
 
+def space_stamps(store: Store, dataset: str) -> dict[str, int]:
+    """Tag -> modification time (ns) of each finished space (a retrained space gets a new one)."""
+    folder = spaces_dir(store, dataset)
+    return {t: (folder / t / "space.json").stat().st_mtime_ns for t in available_spaces(store, dataset)}
+
+
+def default_space(tags: list[str]) -> str:
+    """The space the page opens: the first of :data:`DEFAULT_SPACES` present, else the first tag."""
+    return next((t for t in DEFAULT_SPACES if t in tags), tags[0])
+
+
+def space_label(tag: str) -> str:
+    """A tag with its text encoder spelled out, for the space picker."""
+    return f"{tag} (MiniLM text encoder)" if tag.endswith("-minilm") else f"{tag} (word-vector CNN text encoder)"
+
+
+@dataclass
+class QueryResult:
+    """The answer to one query of the Search page.
+
+    Attributes:
+        pins, users: The nearest pins and users (see :meth:`SearchContext.search`); empty
+            when nothing could be embedded.
+        used: What the query was made of (``text``, ``image``).
+        warnings: Why a part of the query was left out.
+        search_ms: Time of the nearest-neighbour search itself.
+        n_pins: Pins searched; index: the pin index's kind (``exact`` / ``ivf``).
+    """
+
+    pins: pd.DataFrame
+    users: pd.DataFrame
+    used: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    search_ms: float = 0.0
+    n_pins: int = 0
+    index: str = "exact"
+
+    @property
+    def empty(self) -> bool:
+        return not self.used
+
+    @property
+    def caption(self) -> str:
+        how = "exact search" if self.index == "exact" else "approximate (IVF) search"
+        return (f"Nearest to the {' + '.join(self.used)} · {how} {self.search_ms:.0f} ms over "
+                f"{self.n_pins:,} pins")
+
+
 @dataclass
 class SearchContext:
     """A space with its pins and saves, ready to answer queries.
@@ -66,6 +110,7 @@ class SearchContext:
         saves: (pin_id, user_id, row) of every save.
         classes: Category names.
         pin_vecs: (N, D) one unit vector per pin; user_vecs: (K, D).
+        index_config: How the pin and user indexes are chosen (exact below a size).
     """
 
     space: JointSpace
@@ -74,10 +119,76 @@ class SearchContext:
     classes: list[str]
     pin_vecs: np.ndarray
     user_vecs: np.ndarray
+    index_config: IndexConfig = IndexConfig()
 
     @property
     def has_users(self) -> bool:
         return len(self.space.user_ids) > 0
+
+    @cached_property
+    def pin_index(self):
+        """The pins' index, tuned (when approximate) on the space's own text and image vectors,
+        the kind of vectors queries bring."""
+        sp = self.space
+        queries = np.concatenate([sp.text[sp.has_text], sp.image[sp.has_image]])
+        return build_index(self.pin_vecs, self.index_config, queries=queries)
+
+    @cached_property
+    def user_index(self):
+        return build_index(self.user_vecs, self.index_config)
+
+    @property
+    def caption(self) -> str:
+        """One line about the space: width, lambdas, sizes, text encoder, chosen epoch, index."""
+        sp = self.space
+        enc = "MiniLM sentences" if sp.text_encoder == "minilm" else "word-vector CNN"
+        return (f"D = {sp.dim}, lambdas {tuple(sp.meta.get('weights', []))}, text encoder: {enc}, "
+                f"{len(sp.pin_ids):,} pins, {len(sp.user_ids):,} users; epoch {sp.meta.get('best_epoch')} "
+                f"chosen on validation; {self.pin_index.kind} pin search.")
+
+    def users_by_saves(self) -> list[tuple[str, int]]:
+        """(user id, number of saves) of every user with a vector, most saves first, ties by id."""
+        n = self.saves.groupby("user_id").size()
+        return sorted(((u, int(n.get(u, 0))) for u in self.space.user_ids), key=lambda x: (-x[1], x[0]))
+
+    def query(self, text: str = "", image=None, image_encoder: Callable[[], Any] | None = None,
+              k: int = 12) -> QueryResult:
+        """Embed a text and/or an image (PIL, already checked) and search with their sum.
+
+        Args:
+            text: A description (blank: none).
+            image: An RGB PIL image or None.
+            image_encoder: Returns the backbone of the space's ``image_model`` (called only
+                when there is an image; the page caches it).
+            k: Pins and users to return.
+        """
+        parts, used, warnings = [], [], []
+        if str(text or "").strip():
+            v = self.space.embed_texts([text])[0]
+            if np.any(v):
+                parts.append(v)
+                used.append("text")
+            elif self.space.text_encoder == "minilm":
+                warnings.append("This text is empty once cleaned (URLs removed); try other words.")
+            else:
+                warnings.append("None of the words of this text is known to the space's word vectors; "
+                                "try other words.")
+        if image is not None:
+            if image_encoder is None:
+                raise ValueError("An image query needs image_encoder (the space's backbone).")
+            enc = image_encoder()
+            feats = run_inference(lambda: enc.featurize(images=[image]))
+            parts.append(self.space.embed_image_features(feats)[0])
+            used.append("image")
+        if not parts:
+            return QueryResult(self.pins_table(np.zeros(0, int), np.zeros(0)), self.users_table([], []),
+                               used, warnings, 0.0, len(self.pins), self.pin_index.kind)
+        import time
+
+        t0 = time.perf_counter()
+        pins, users = self.search(np.sum(parts, axis=0), k=k)
+        ms = (time.perf_counter() - t0) * 1000
+        return QueryResult(pins, users, used, warnings, ms, len(self.pins), self.pin_index.kind)
 
     def pins_table(self, idx: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         """Rows of pins with their similarity."""
@@ -105,8 +216,8 @@ class SearchContext:
     def search(self, query: np.ndarray, k: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
         """A query vector (D,) -> (nearest pins, nearest users)."""
         q = unit(np.asarray(query, np.float32)[None])[0]
-        pi, ps = nearest(self.pin_vecs, q, k)
-        ui, us = nearest(self.user_vecs, q, k) if self.has_users else (np.zeros(0, int), np.zeros(0))
+        pi, ps = self.pin_index.search(q, k)
+        ui, us = self.user_index.search(q, k) if self.has_users else (np.zeros(0, int), np.zeros(0))
         return self.pins_table(pi, ps), self.users_table(ui, us)
 
     @cached_property
@@ -124,16 +235,16 @@ class SearchContext:
         """(pins nearest the user, with ``own_save`` marked; the user's nearest users)."""
         u = self.space.user_ids.index(user_id)
         q = self.user_vecs[u]
-        pi, ps = nearest(self.pin_vecs, q, k)
+        pi, ps = self.pin_index.search(q, k)
         pins = self.pins_table(pi, ps)
         own = set(self.pins["pin_id"].to_numpy()[self._rows_of_user.get(user_id, [])])
         pins.insert(1, "own_save", pins["pin_id"].isin(own))
-        ui, us = nearest(self.user_vecs, q, k, exclude=np.array([u]))
+        ui, us = self.user_index.search(q, k, exclude=np.array([u]))
         return pins, self.users_table(ui, us)
 
 
-def load_context(store: Store, dataset: str, tag: str) -> SearchContext:
-    """Load a finished space and the pins/saves it answers with.
+def load_context(store: Store, dataset: str, tag: str, index_config: IndexConfig = IndexConfig()) -> SearchContext:
+    """Load a finished space and the pins/saves it answers with, its indexes built.
 
     Raises:
         FileNotFoundError: No finished space ``tag`` (train it with ``pinterest-mm embed``).
@@ -149,7 +260,10 @@ def load_context(store: Store, dataset: str, tag: str) -> SearchContext:
     saves = store.saves(dataset)[["pin_id", "user_id"]].drop_duplicates()
     saves = saves.assign(pin_id=saves["pin_id"].astype(str), user_id=saves["user_id"].astype(str))
     saves["row"] = row_of.loc[saves["pin_id"].to_numpy()].to_numpy()
-    return SearchContext(space, pins, saves, store.classes(dataset), space.pin_vectors(), unit(space.users))
+    ctx = SearchContext(space, pins, saves, store.classes(dataset), space.pin_vectors(), unit(space.users),
+                        index_config)
+    _ = (ctx.pin_index, ctx.user_index)  # built now, while the caller shows its loading message
+    return ctx
 
 
 def map_2d(ctx: SearchContext, max_pins: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -176,6 +290,13 @@ def map_2d(ctx: SearchContext, max_pins: int = 3000, seed: int = 0) -> pd.DataFr
         "text": p["description"].astype(str).str.slice(0, 120).tolist()
         + [", ".join(s.head(3).index) for s in prof],
     })
+
+
+def map_caption(m: pd.DataFrame) -> str:
+    """What :func:`map_2d`'s frame shows, in one line."""
+    n_pins, n_users = int((m["kind"] == "pin").sum()), int((m["kind"] == "user").sum())
+    return (f"PCA of {n_pins:,} pins (a seeded sample when there are more than 3,000) and {n_users:,} "
+            "users; a user is coloured by their top category.")
 
 
 def image_encoder(image_model: str):

@@ -62,6 +62,11 @@ class JointSpace:
     def dim(self) -> int:
         return int(self.image.shape[1])
 
+    @property
+    def text_encoder(self) -> str:
+        """``cnn`` (word vectors + CNN) or ``minilm`` (frozen sentence embeddings)."""
+        return str(self.config.get("text_encoder", "cnn"))
+
     def pin_vectors(self) -> np.ndarray:
         """(N, D) one vector per pin: the normalized sum of its image and text vectors."""
         return unit(self.image * self.has_image[:, None] + self.text * self.has_text[:, None])
@@ -73,12 +78,26 @@ class JointSpace:
         return {w: i + 1 for i, w in enumerate(self.meta["vocab"])}
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        """Raw descriptions -> (n, D) unit vectors (cleaned as at import; no known word -> zeros)."""
+        """Raw descriptions -> (n, D) unit vectors (cleaned as at import; a text the encoder
+        cannot read -> zeros: no known word for ``cnn``, an empty text for ``minilm``)."""
         import torch
 
         from ..data.clean import clean_words
         from .data import encode_words
 
+        if self.text_encoder == "minilm":
+            from .sentence import query_text, sentence_encoder
+
+            clean = [query_text(t) for t in texts]
+
+            def forward_sentences():
+                S = sentence_encoder()(clean)
+                with torch.no_grad():
+                    out = self.model.embed_texts(torch.as_tensor(S)).numpy()
+                out[np.abs(S).sum(1) == 0] = 0.0
+                return out
+
+            return run_inference(forward_sentences)
         ids = encode_words([[t.lower() for t in clean_words(x)] for x in texts], self.word_index,
                            int(self.config["max_words"]))
         def forward():
@@ -132,9 +151,12 @@ class JointSpace:
         arr = load_np(str(folder / "space.safetensors"))
         state = load_torch(str(folder / "model.safetensors"))
         cfg, meta = doc["config"], doc["meta"]
+        minilm = cfg.get("text_encoder", "cnn") == "minilm"
         model = JointModel(
-            image_dim=int(meta["image_dim"]), word_vectors=state["text_cnn.emb.weight"].numpy(),
+            image_dim=int(meta["image_dim"]),
+            word_vectors=None if minilm else state["text_cnn.emb.weight"].numpy(),
             user_init=state["users.weight"].numpy(), dim=int(cfg["dim"]), filters=tuple(cfg["filters"]),
+            sentence_stats=(state["text_sent.mean"].numpy(), state["text_sent.std"].numpy()) if minilm else None,
         )
         model.load_state_dict(state)
         model.eval()

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..models.base import fingerprint_of
 from ..store import Store
-from .data import EmbedData, load_embed_data
+from .data import TEXT_ENCODERS, EmbedData, load_embed_data
 from .model import PAIRS, Batch, JointModel, mixture_loss
 from .retrieval import RetrievalScore, retrieve
 from .space import JointSpace, unit
@@ -38,6 +38,8 @@ class EmbedConfig:
     Attributes:
         lambdas: (lambda1 text-user, lambda2 image-text); image-user gets 1 - l1 - l2.
         image_model, word_model: Built models whose cached features / vectors are used.
+        text_encoder: ``cnn`` (a CNN over the word model's frozen vectors, 001 §4.3) or
+            ``minilm`` (the packaged MiniLM's frozen, mean-pooled sentence embeddings).
         dim: D, the joint space's width (001: 1024).
         filters: Channels of the text CNN's three convolutions (001: 512, 256, 256).
         max_words: Words per text (001: 20).
@@ -62,8 +64,11 @@ class EmbedConfig:
     lr: float = 5e-4
     lr_step: int = 15
     seed: int = 0
+    text_encoder: str = "cnn"
 
     def __post_init__(self) -> None:
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"text_encoder {self.text_encoder!r}: use one of {', '.join(TEXT_ENCODERS)}.")
         l1, l2 = (float(x) for x in self.lambdas)
         if min(l1, l2) < 0 or l1 + l2 > 1 + 1e-9:
             raise ValueError(f"lambdas {self.lambdas}: need l1, l2 >= 0 and l1 + l2 <= 1 "
@@ -79,12 +84,25 @@ class EmbedConfig:
 
     @property
     def tag(self) -> str:
-        """Folder name of the space: ``embed-<l1>-<l2>`` (plus the models when not the defaults)."""
+        """Folder name of the space: ``embed-<l1>-<l2>`` (plus the models, the text encoder and
+        the seed when not the defaults)."""
         l1, l2 = self.lambdas
         tag = f"embed-{l1:g}-{l2:g}"
         if (self.image_model, self.word_model) != ("effnet-lite0", "glove-6b-50"):
             tag += f"-{self.image_model}-{self.word_model}"
+        if self.text_encoder != "cnn":
+            tag += f"-{self.text_encoder}"
+        if self.seed != 0:
+            tag += f"-s{self.seed}"
         return tag[:64]
+
+    def fingerprint_dict(self) -> dict:
+        """The settings as they enter the fingerprint (the default ``cnn`` left out, so spaces
+        trained before the encoder option keep theirs)."""
+        d = asdict(self)
+        if d["text_encoder"] == "cnn":
+            del d["text_encoder"]
+        return d
 
 
 @dataclass
@@ -151,12 +169,19 @@ def _make_model(data: EmbedData, cfg: EmbedConfig) -> JointModel:
     train_rows = data.rows("train")
     X = data.image[train_rows]
     mean, std = X.mean(0), X.std(0) + 1e-6
+    text_src = data.text_means_source()
     if data.has_users:
-        user_init = data.user_means(data.mean_word_vectors(), "train")
+        user_init = data.user_means(text_src, "train")
     else:  # no users: a placeholder row the loss never reaches
-        user_init = np.zeros((1, data.vectors.shape[1]), np.float32)
+        user_init = np.zeros((1, text_src.shape[1]), np.float32)
+    sent = None
+    if cfg.text_encoder == "minilm":
+        if data.sentences is None:
+            raise ValueError("The minilm text encoder needs the data loaded with text_encoder='minilm'.")
+        S = data.sentences[train_rows[data.has_text[train_rows]]]
+        sent = (S.mean(0), S.std(0) + 1e-6)
     return JointModel(data.image.shape[1], data.vectors, user_init, dim=cfg.dim, filters=cfg.filters,
-                      image_mean=mean, image_std=std)
+                      image_mean=mean, image_std=std, sentence_stats=sent)
 
 
 def _embed_all(model: JointModel, data: EmbedData, chunk: int = 4096) -> dict[str, np.ndarray]:
@@ -167,7 +192,7 @@ def _embed_all(model: JointModel, data: EmbedData, chunk: int = 4096) -> dict[st
     with torch.no_grad():
         for a in range(0, len(data.pins), chunk):
             img.append(model.embed_images(torch.as_tensor(data.image[a:a + chunk])).numpy())
-            txt.append(model.embed_texts(torch.as_tensor(data.words[a:a + chunk])).numpy())
+            txt.append(model.embed_texts(torch.as_tensor(data.text_input[a:a + chunk])).numpy())
         users = (model.embed_users(torch.arange(len(data.users))).numpy() if data.has_users
                  else np.zeros((0, model.image_proj.out_features), np.float32))
     image, text = np.concatenate(img), np.concatenate(txt)
@@ -222,7 +247,7 @@ def _batch(data: EmbedData, rows: np.ndarray, users: np.ndarray):
     import torch
 
     return Batch(
-        image=torch.as_tensor(data.image[rows]), text=torch.as_tensor(data.words[rows]),
+        image=torch.as_tensor(data.image[rows]), text=torch.as_tensor(data.text_input[rows]),
         user=torch.as_tensor(users), pin=torch.as_tensor(rows),
         has_image=torch.as_tensor(data.has_image[rows]), has_text=torch.as_tensor(data.has_text[rows]),
     )
@@ -261,9 +286,13 @@ def _train(store: Store, dataset: str, cfg: EmbedConfig, *, data: EmbedData | No
            force: bool, stop_after: int | None) -> TrainResult:
     import torch
 
-    data = data if data is not None else load_embed_data(store, dataset, cfg.image_model, cfg.word_model, cfg.max_words)
+    data = data if data is not None else load_embed_data(store, dataset, cfg.image_model, cfg.word_model,
+                                                         cfg.max_words, cfg.text_encoder, progress)
+    if data.text_encoder != cfg.text_encoder:
+        raise ValueError(f"The data was loaded for the {data.text_encoder!r} text encoder, the settings "
+                         f"ask for {cfg.text_encoder!r}.")
     folder = store.checkpoints_dir(dataset, cfg.tag)
-    fp = fingerprint_of({"config": asdict(cfg), "data": data.fingerprint, "v": EMBED_VERSION})
+    fp = fingerprint_of({"config": cfg.fingerprint_dict(), "data": data.fingerprint, "v": EMBED_VERSION})
     if not force:
         done = JointSpace.load(folder)
         if done is not None and done.meta.get("fingerprint") == fp:
