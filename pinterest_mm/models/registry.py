@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from ..config import FAMILIES  # noqa: F401  (re-exported by pinterest_mm.models)
 from .spec import ModelSpec
 from .availability import (
     check_effnet_lite,
