@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from pinterest_mm.compare import definition_lines as compare_lines
+from pinterest_mm.curves import topk_table
 from pinterest_mm.ui import charts, data, results, widgets
 from pinterest_mm.ui.text import md_text
 
@@ -135,7 +136,7 @@ config = {"dataset": ds, "cache_version": ver, "split": split, "best_single": be
           "methods": cmp["configs"], "setting": pg.setting.__dict__}
 d1, d2, d3 = st.columns(3)
 d1.download_button("Comparison table (CSV)", widgets.safe_csv(table), f"{ds}-{split}-fusion-methods.csv", "text/csv")
-d2.download_button("Top-k curves (CSV)", widgets.safe_csv(pd.DataFrame(curves, index=range(1, 11)).rename_axis("k")),
+d2.download_button("Top-k curves (CSV)", widgets.safe_csv(topk_table(curves)),
                    f"{ds}-{split}-topk.csv", "text/csv")
 d3.download_button("Everything + exact config (JSON)",
                    widgets.to_json_bytes({"config": config, "table": cmp["table"], "topk": curves,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app_fixtures import DATASET, make_test_cache
@@ -18,7 +21,17 @@ REPO = Path(__file__).resolve().parents[1]
 def ux_home(tmp_path_factory):
     """The tiny dataset with six synthetic models; PINTEREST_MM_HOME points at it."""
     root = tmp_path_factory.mktemp("ux") / "home"
-    make_test_cache(root)
+    store = make_test_cache(root)
+    rows = store.models(DATASET).set_index("model")
+    curves = {"synth-glove": {"C": 0.01, "cv_scores": {"0.1": 0.5, "0.01": 0.6, "0.001": 0.4, "0.0001": 0.3}},
+              "synth-bert": {"best_epoch": 2, "epoch_val_accuracy": [0.4, 0.55, 0.5],
+                             "epoch_train_loss": [1.7, 1.1, 0.8]}}
+    for name, params in curves.items():  # the training records of a real build, same probabilities
+        r = rows.loc[name]
+        store.save_model(DATASET, name, family=r["family"], modality=r["modality"], params=params,
+                         cv_score=r["cv_score"], val_accuracy=r["val_accuracy"], test_accuracy=r["test_accuracy"],
+                         seconds=r["seconds"], fingerprint="synthetic-curves",
+                         probs={sp: store.load_probs(DATASET, name, sp) for sp in ("train", "val", "test")})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PINTEREST_MM_HOME", str(root))
         yield root
@@ -78,3 +91,60 @@ def test_a_link_keeps_its_l_for_its_models(ux_home):
     at.query_params.update({"dataset": DATASET, "l": "3.5", "models": "synth-img-a,synth-bert"})
     ok(at.run())
     assert at.slider(key="w_l").value == 3.5 and at.query_params["l"] in ("3.5", ["3.5"])
+
+
+def arr(v) -> np.ndarray:
+    """A figure's array, decoded when plotly sent it as typed base64 (``bdata``)."""
+    if isinstance(v, dict):
+        a = np.frombuffer(base64.b64decode(v["bdata"]), v["dtype"])
+        return a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v, dtype=float)
+
+
+def charts_by_title(at: AppTest) -> dict[str, tuple[dict, dict]]:
+    """Each plotly chart's (figure, config) by its title."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        fig = json.loads(el.proto.spec)
+        out[fig["layout"]["title"]["text"]] = (fig, json.loads(el.proto.config or "{}"))
+    return out
+
+
+def test_models_page_shows_one_models_confusion_and_training_curve(ux_home):
+    at = ok(page("pages/2_Models.py"))
+    ok(at.selectbox(key="w_model_detail").set_value("synth-glove").run())
+    figs = charts_by_title(at)
+    cm_fig = next(f for t, (f, _) in figs.items() if t.startswith("Confusion matrix of synth-glove"))
+    z = arr(cm_fig["data"][0]["z"]).astype(float)
+    assert z.shape == (6, 6) and np.allclose(z.sum(1)[z.sum(1) > 0], 1)  # shares of each true class
+    curve, _ = figs["How synth-glove was trained"]
+    assert curve["data"][0]["x"] == [0.0001, 0.001, 0.01, 0.1] and curve["data"][0]["y"] == [0.3, 0.4, 0.6, 0.5]
+    assert curve["layout"]["xaxis"]["type"] == "log" and curve["data"][-1]["x"] == [0.01]  # the chosen C
+    ok(at.selectbox(key="w_model_detail").set_value("synth-bert").run())
+    curve, _ = charts_by_title(at)["How synth-bert was trained"]
+    names = [t["name"] for t in curve["data"]]
+    assert names == ["validation accuracy", "mean train loss", "kept"] and curve["data"][1]["yaxis"] == "y2"
+    assert curve["data"][2]["x"] == [2]
+    ok(at.selectbox(key="w_model_detail").set_value("synth-img-a").run())
+    assert "recorded no training curve" in " ".join(i.value for i in at.info)
+
+
+def test_charts_download_as_svg_or_png(ux_home):
+    at = ok(page("pages/2_Models.py"))
+    configs = [c for _, c in charts_by_title(at).values()]
+    assert configs and all(c["toImageButtonOptions"]["format"] == "svg" for c in configs)
+    ok(at.radio(key="w_chart_format").set_value("png").run())
+    configs = {t: c for t, (_, c) in charts_by_title(at).items()}
+    assert all(c["toImageButtonOptions"]["format"] == "png" for c in configs.values())
+    assert configs["Validation and test accuracy per model"]["toImageButtonOptions"]["filename"] == "tiny-accuracy"
+
+
+def test_topk_csv_has_a_k_column():
+    from pinterest_mm.curves import topk_table
+    from pinterest_mm.safecsv import safe_csv
+
+    table = topk_table({"mm": [0.5, 0.7, 0.9], "best single (glove)": [0.4, 0.6, 0.8]})
+    assert list(table.columns) == ["k", "mm", "best single (glove)"] and table["k"].tolist() == [1, 2, 3]
+    assert safe_csv(table).decode().splitlines()[:2] == ["k,mm,best single (glove)", "1,0.5,0.4"]
+    with pytest.raises(ValueError, match="different lengths"):
+        topk_table({"a": [0.1, 0.2], "b": [0.3]})
