@@ -148,3 +148,35 @@ def test_topk_csv_has_a_k_column():
     assert safe_csv(table).decode().splitlines()[:2] == ["k,mm,best single (glove)", "1,0.5,0.4"]
     with pytest.raises(ValueError, match="different lengths"):
         topk_table({"a": [0.1, 0.2], "b": [0.3]})
+
+
+def test_prediction_notes_low_confidence_relative_to_chance_and_disagreement():
+    from pinterest_mm.confidence import low_threshold, prediction_notes
+
+    classes = [f"c{i}" for i in range(12)]
+    assert low_threshold(12) == pytest.approx(2 / 12) and low_threshold(2) == 0.5
+    sure = np.full(12, 0.5 / 11)
+    sure[3] = 0.5
+    unsure = np.full(12, 0.85 / 11)
+    unsure[3] = 0.15
+    votes = {"a": sure, "b": sure, "c": np.roll(sure, 1)}
+    assert prediction_notes(sure, votes, classes) == []
+    [note] = prediction_notes(unsure, votes, classes)
+    assert note.startswith("Low confidence") and "0.15" in note and "0.17" in note
+    [note] = prediction_notes(sure, {"a": np.roll(sure, 1), "b": np.roll(sure, 2), "c": sure}, classes)
+    assert note == "The models disagree: 1 of the 3 that voted put c3 first."
+    assert prediction_notes(None, {}, classes) == []
+
+
+def test_predict_page_says_a_refused_image_was_refused(ux_home):
+    at = AppTest.from_file(str(REPO / "pages/6_Predict.py"), default_timeout=120).run()
+    at.file_uploader[0].set_value(("pin.png", b"this is not an image at all", "image/png"))
+    at.text_area(key="pred_text").input("football team match at the stadium")
+    ok(at.run())
+    assert at.error and at.error[0].value.startswith("The image was refused")
+    text = captions(at)
+    for m in ("synth-img-a", "synth-img-b"):
+        assert f"{m}: no vote, the image was refused" in text
+    shown = " ".join(str(e.value) for kind in ("error", "warning", "info", "caption", "markdown")
+                     for e in at.get(kind))
+    assert "no image given" not in shown and "PIL" not in shown
