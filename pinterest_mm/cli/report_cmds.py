@@ -19,7 +19,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from ..outputs import load_outputs
         from ..thesis import format_thesis_report, thesis_report
 
-        thesis = thesis_report(load_outputs(store, args.name), store=store)
+        thesis = thesis_report(load_outputs(store, args.name), store=store, progress=not args.quiet)
         report = {**report, **thesis}
         text = format_model_report(report) + "\n\n" + format_thesis_report(thesis)
     else:
@@ -129,6 +129,7 @@ def register(sub) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.add_argument("--thesis", action="store_true", help="add fusions and the thesis's claims")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (--thesis)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("predict", help="predict new pins: each model's and the fused top-k")
