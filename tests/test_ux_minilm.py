@@ -12,6 +12,9 @@ from pinterest_mm.models.transformer import TransformerConfig
 
 def test_cpu_default_is_the_frozen_encoder_with_the_thesis_logreg(tiny_store):
     assert TransformerConfig().epochs == 0 and TransformerConfig.thesis().epochs == 7
+    ck = tiny_store.checkpoints_dir("tiny", "minilm-l6")
+    ck.mkdir(parents=True, exist_ok=True)
+    (ck / "best_e2.safetensors").write_bytes(b"an earlier fine-tune's weights")
     [res] = build(tiny_store, "tiny", ["minilm-l6"], progress=False, device="cpu")
     assert res["status"] == "built"
     row = tiny_store.models("tiny").set_index("model").loc["minilm-l6"]
@@ -22,6 +25,7 @@ def test_cpu_default_is_the_frozen_encoder_with_the_thesis_logreg(tiny_store):
     train = tiny_store.load_probs("tiny", "minilm-l6", "train")  # out-of-fold, so it is kept
     assert train.shape == (counts["train"], 6) and np.allclose(train.sum(1), 1, atol=1e-4)
     assert row["val_accuracy"] > 0.5
+    assert not list(ck.glob("*.safetensors"))  # no weights copy, and an earlier fine-tune's are gone
     val = tiny_store.pins("tiny", "val").head(8)
     out = load_predictor(tiny_store, "tiny", "minilm-l6").predict_proba(texts=val["description"].tolist())
     np.testing.assert_allclose(out, tiny_store.load_probs("tiny", "minilm-l6", "val")[: len(val)], atol=2e-4)

@@ -239,6 +239,10 @@ class TransformerClassifier:
                             progress=self.spec.name if ctx.progress else None)
         probs = {"train": res.oof_probs, **{s: res.predict_proba(X[s], ctx.n_classes) for s in ("val", "test")}}
         save_estimator(res.estimator, ctx.checkpoints / "logreg.skops")
+        ck = ctx.checkpoints  # a fine-tune's files from an earlier build (about 90 MB for MiniLM)
+        for old in [*ck.glob("best_e*.safetensors"), *ck.glob("probs_e*.npz"), ck / "train_state.json",
+                    ck / "last.safetensors", ck / "optim.pt"]:
+            old.unlink(missing_ok=True)
         (ctx.checkpoints / "predictor.json").write_text(json.dumps(
             {"n_classes": ctx.n_classes, "max_length": self.cfg.max_length, "logreg": "logreg.skops"}))
         params = {**asdict(self.cfg), "mode": "frozen encoder (mean pooling) + logistic regression",
