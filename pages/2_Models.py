@@ -57,8 +57,7 @@ name = st.selectbox("Model", list(table["model"]), key="w_model_detail")
 left, right = st.columns(2)
 with left:
     cm = curve_data.model_confusion(out.probs[name][split], out.y[split], out.n_classes, "true")
-    st.plotly_chart(charts.confusion_figure(cm, out.classes, "true", f"Confusion matrix of {name} "
-                                            f"({split}, rows: true class, shares of the row)"),
+    st.plotly_chart(charts.confusion_figure(cm, out.classes, "true", f"Confusion matrix of {name} ({split})"),
                     key="model_cm", config=widgets.chart_config(f"{ds}-{split}-{name}-confusion"))
 with right:
     curve = curve_data.training_curve(out.models[name].params)
@@ -69,3 +68,4 @@ with right:
         st.plotly_chart(charts.training_curve_figure(curve, f"How {name} was trained"), key="model_curve",
                         config=widgets.chart_config(f"{ds}-{name}-training"))
         st.caption(curve.note)
+st.caption("Confusion matrix: rows are the true class, each row's shares sum to 1.")

@@ -343,7 +343,8 @@ def training_curve_figure(curve, title: str) -> go.Figure:
     if first is not None and curve.chosen is not None and curve.chosen in curve.x:
         traces.append(dict(type="scatter", x=[curve.chosen], y=[first[1][list(curve.x).index(curve.chosen)]],
                            mode="markers", name="kept", marker=dict(symbol="star", size=16, color="#d62728")))
-    layout = dict(xaxis=dict(title=curve.x_title, type="log" if curve.log_x else "linear"),
+    ticks = dict(tickmode="array", tickvals=list(curve.x), ticktext=[f"{v:g}" for v in curve.x])
+    layout = dict(xaxis=dict(title=curve.x_title, type="log" if curve.log_x else "linear", **ticks),
                   yaxis=dict(title="accuracy"))
     if any("loss" in n for n in curve.series):
         layout["yaxis2"] = dict(title="mean train loss", overlaying="y", side="right", showgrid=False)
