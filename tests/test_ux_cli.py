@@ -81,3 +81,10 @@ def test_datasets_loads_no_heavy_module_and_errors_still_exit_2(tiny_store, monk
     assert main(["import", str(tiny_store.path.parent / "missing.csv"), "--name", "x"]) == 2  # a known problem
     assert main(["report", "no-such-dataset"]) == 2
     assert capsys.readouterr().err.count("error: ") == 2
+
+
+def test_import_summary_prints_split_counts_as_text(tmp_path, tiny_manifest, monkeypatch, capsys):
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tmp_path / "home"))
+    assert main(["import", str(tiny_manifest), "--name", "t", "--min-per-class", "5", "--quiet"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Imported 't'"))
+    assert "{" not in line and "splits train " in line and ", val " in line and ", test " in line
