@@ -138,10 +138,12 @@ def show(view: live.LiveView, weights: dict | None, label: str) -> None:
         st.plotly_chart(charts.topk_figure({label: topk, f"best single ({best})": best_curve},
                                            {f"best single ({best})": families.get(best, "other")},
                                            f"Top-k accuracy on {split}: fusion vs best single model",
-                                           bold=[label]), key="topk")
+                                           bold=[label]), key="topk",
+                        config=widgets.chart_config(f"{ds}-{split}-fusion-topk"))
     with right:
         if weights:
-            st.plotly_chart(charts.weights_bar(weights, families, "Weight per model"), key="weights")
+            st.plotly_chart(charts.weights_bar(weights, families, "Weight per model"), key="weights",
+                            config=widgets.chart_config(f"{ds}-fusion-weights"))
     nkey = state.seed_widget("norm", state.get("norm") or "true")
     norm = st.radio("Normalize the confusion matrix by", state.NORMALIZE, key=nkey, horizontal=True,
                     on_change=state.remember, args=("norm",),
@@ -188,7 +190,7 @@ def live_view(models: list[str], res, knob: str, value: float, chosen: float, w:
     grid = res.grid
     st.plotly_chart(charts.grid_figure([g["setting"][knob] for g in grid], [g["val_accuracy"] for g in grid],
                                        [g["test_accuracy"] for g in grid], chosen, value, knob, grid_title),
-                    key="grid")
+                    key="grid", config=widgets.chart_config(f"{ds}-{split}-{knob}-grid"))
     show(view, dict(zip(models, w)), label)
 
 

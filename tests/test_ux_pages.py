@@ -137,6 +137,11 @@ def test_charts_download_as_svg_or_png(ux_home):
     configs = {t: c for t, (_, c) in charts_by_title(at).items()}
     assert all(c["toImageButtonOptions"]["format"] == "png" for c in configs.values())
     assert configs["Validation and test accuracy per model"]["toImageButtonOptions"]["filename"] == "tiny-accuracy"
+    at = ok(page("pages/3_Fusion_lab.py"))  # the Fusion lab's charts too
+    ok(at.radio(key="w_chart_format").set_value("png").run())
+    fusion = {t: c for t, (_, c) in charts_by_title(at).items()}
+    assert fusion["Weight per model"]["toImageButtonOptions"] == {"format": "png", "filename": "tiny-fusion-weights",
+                                                                  "scale": 2}
 
 
 def test_topk_csv_has_a_k_column():
