@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from pinterest_mm import curves as curve_data
 from pinterest_mm import stats
 from pinterest_mm.outputs import FAMILIES
 from pinterest_mm.ui import charts, data, results, widgets
@@ -31,7 +32,8 @@ st.dataframe(
     } | {c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if "95%" in c},
 )
 st.download_button("Download the table (CSV)", widgets.safe_csv(table), f"{ds}-models.csv", "text/csv")
-st.plotly_chart(charts.accuracy_bars(table, "Validation and test accuracy per model"), key="acc")
+st.plotly_chart(charts.accuracy_bars(table, "Validation and test accuracy per model"), key="acc",
+                config=widgets.chart_config(f"{ds}-accuracy"))
 
 curves = data.topk_curves(ds, ver, split)
 families = dict(zip(table["model"], table["family"]))
@@ -42,9 +44,31 @@ for i, fam in enumerate(present):
     sub = {m: c for m, c in curves.items() if families.get(m) == fam}
     with cols[i % 2]:
         st.plotly_chart(charts.topk_figure(sub, families, f"{fam.replace('_', ' ')} models"),
-                        key=f"topk_{fam}")
+                        key=f"topk_{fam}", config=widgets.chart_config(f"{ds}-{split}-topk-{fam}"))
+st.download_button("Download the top-k curves (CSV: k, one column per model)",
+                   widgets.safe_csv(curve_data.topk_table(curves)), f"{ds}-{split}-topk.csv", "text/csv")
 
 st.subheader(f"F1 per class ({split})")
 f1 = data.per_class_f1(ds, ver, split)
 st.plotly_chart(charts.heatmap(f1.to_numpy(), list(f1.columns), list(f1.index),
-                               "F1 per class (rows) and model (columns)", zmax=1.0), key="f1")
+                               "F1 per class (rows) and model (columns)", zmax=1.0), key="f1",
+                config=widgets.chart_config(f"{ds}-{split}-f1"))
+
+st.subheader(f"One model: confusion matrix ({split}) and training curve")
+out = pg.out
+name = st.selectbox("Model", list(table["model"]), key="w_model_detail")
+left, right = st.columns(2)
+with left:
+    cm = curve_data.model_confusion(out.probs[name][split], out.y[split], out.n_classes, "true")
+    st.plotly_chart(charts.confusion_figure(cm, out.classes, "true", f"Confusion matrix of {name} ({split})"),
+                    key="model_cm", config=widgets.chart_config(f"{ds}-{split}-{name}-confusion"))
+with right:
+    curve = curve_data.training_curve(out.models[name].params)
+    if curve is None:
+        st.info(f"{md_text(name)} recorded no training curve (it was built before curves were kept, "
+                "or it has no setting chosen in training).")
+    else:
+        st.plotly_chart(charts.training_curve_figure(curve, f"How {name} was trained"), key="model_curve",
+                        config=widgets.chart_config(f"{ds}-{name}-training"))
+        st.caption(curve.note)
+st.caption("Confusion matrix: rows are the true class, each row's shares sum to 1.")

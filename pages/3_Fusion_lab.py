@@ -153,10 +153,12 @@ def show(view: live.LiveView, weights: dict | None, label: str) -> None:
         st.plotly_chart(charts.topk_figure({label: topk, f"best single ({best})": best_curve},
                                            {f"best single ({best})": families.get(best, "other")},
                                            f"Top-k accuracy on {split}: fusion vs best single model",
-                                           bold=[label]), key="topk")
+                                           bold=[label]), key="topk",
+                        config=widgets.chart_config(f"{ds}-{split}-fusion-topk"))
     with right:
         if weights:
-            st.plotly_chart(charts.weights_bar(weights, families, "Weight per model"), key="weights")
+            st.plotly_chart(charts.weights_bar(weights, families, "Weight per model"), key="weights",
+                            config=widgets.chart_config(f"{ds}-fusion-weights"))
     nkey = state.seed_widget("norm", state.get("norm") or "true")
     norm = st.radio("Normalize the confusion matrix by", state.NORMALIZE, key=nkey, horizontal=True,
                     on_change=state.remember, args=("norm",),
@@ -171,9 +173,16 @@ def show(view: live.LiveView, weights: dict | None, label: str) -> None:
 
 
 # ----------------------------------------------------------------------------- live views
-def knob_slider(name: str, label: str, lo: float, hi: float, step: float, chosen: float) -> float:
+def knob_slider(name: str, label: str, lo: float, hi: float, step: float, chosen: float,
+                selection: tuple) -> float:
     """A live slider for the fusion knob ``name`` (l or lambda), with a reset to the value
-    chosen on validation; the value is kept in the state (None while it equals ``chosen``)."""
+    chosen on validation; the value is kept in the state (None while it equals ``chosen``).
+
+    The slider follows ``chosen`` (re-chosen on validation for each ``selection`` of models)
+    until the user moves it; a value the user set belongs to the selection it was set for.
+    """
+    if state.follow_selection(name, selection) is None:
+        st.session_state[f"w_{name}"] = chosen
     key = state.seed_widget(name, state.get(name) if state.get(name) is not None else chosen)
     c1, c2 = st.columns([4, 1])
     value = c1.slider(label, lo, hi, key=key, step=step, on_change=state.remember, args=(name,))
@@ -196,7 +205,7 @@ def live_view(models: list[str], res, knob: str, value: float, chosen: float, w:
     grid = res.grid
     st.plotly_chart(charts.grid_figure([g["setting"][knob] for g in grid], [g["val_accuracy"] for g in grid],
                                        [g["test_accuracy"] for g in grid], chosen, value, knob, grid_title),
-                    key="grid")
+                    key="grid", config=widgets.chart_config(f"{ds}-{split}-{knob}-grid"))
     show(view, dict(zip(models, w)), label)
 
 
@@ -207,7 +216,8 @@ def live_mm(models: list[str]) -> None:
     chosen_l = float(res.chosen.get("l", 1.0))
     accs = np.array([out.models[m].val_accuracy if m not in res.chosen.get("val_accuracies", {})
                      else res.chosen["val_accuracies"][m] for m in models])
-    l = knob_slider("l", "l (MM weights = softmax(validation accuracy × l))", 0.0, 20.0, 0.25, chosen_l)
+    l = knob_slider("l", "l (MM weights = softmax(validation accuracy × l))", 0.0, 20.0, 0.25, chosen_l,
+                    tuple(models))
     st.caption(f"★ l = {chosen_l:g} was chosen on validation from the grid "
                f"{[g['setting']['l'] for g in res.grid]}" + (" (current)" if l == chosen_l else ""))
     live_view(models, res, "l", l, chosen_l, mm_weights(accs, l),
@@ -219,7 +229,7 @@ def live_lambda(models: list[str]) -> None:
     """Lambda fusion with a live lambda slider."""
     res = result_for(models)
     chosen = float(res.chosen.get("lambda", 0.5))
-    lam = knob_slider("lambda", "lambda (weight of the image model)", 0.0, 1.0, 0.05, chosen)
+    lam = knob_slider("lambda", "lambda (weight of the image model)", 0.0, 1.0, 0.05, chosen, tuple(models))
     st.caption(f"★ lambda = {chosen:g} was chosen on validation" + (" (current)" if lam == chosen else ""))
     live_view(models, res, "lambda", lam, chosen, np.array([lam, 1.0 - lam]),
               "Lambda fusion accuracy over the lambda grid (Tables 4.5/4.6)", f"lambda={lam:g}")

@@ -9,6 +9,7 @@ from pinterest_mm.compare import calibration_methods, definition_lines as compar
 from pinterest_mm.compare import display_table as compare_table
 from pinterest_mm.repeats import DEFAULT_METHODS as REPEAT_METHODS
 from pinterest_mm.repeats import display_tables as repeat_tables
+from pinterest_mm.curves import topk_table
 from pinterest_mm.ui import charts, data, results, widgets
 from pinterest_mm.ui.text import md_text
 
@@ -184,7 +185,7 @@ config = {"dataset": ds, "cache_version": ver, "split": split, "best_single": be
           "methods": cmp["configs"], "setting": pg.setting.__dict__}
 d1, d2, d3 = st.columns(3)
 d1.download_button("Comparison table (CSV)", widgets.safe_csv(table), f"{ds}-{split}-fusion-methods.csv", "text/csv")
-d2.download_button("Top-k curves (CSV)", widgets.safe_csv(pd.DataFrame(curves, index=range(1, 11)).rename_axis("k")),
+d2.download_button("Top-k curves (CSV)", widgets.safe_csv(topk_table(curves)),
                    f"{ds}-{split}-topk.csv", "text/csv")
 d3.download_button("Everything + exact config (JSON)",
                    widgets.to_json_bytes({"config": config, "table": cmp["table"], "topk": curves,

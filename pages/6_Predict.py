@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pinterest_mm.confidence import prediction_notes
 from pinterest_mm.predict import MAX_TEXT_CHARS, clip_text, pin_fusion, predict_pin, top_k
 from pinterest_mm.ui import charts, data, predict, widgets
 from pinterest_mm.ui.results import default_config
@@ -94,17 +95,24 @@ with right:
     else:
         top = top_k(pin.fused, classes, 5)
         st.success(f"Fused prediction: **{md_text(top[0][0])}** ({top[0][1]:.2f})")
+        for note in prediction_notes(pin.fused, pin.probs, classes):
+            st.warning(md_text(note, 600))
         st.plotly_chart(charts.share_bar({"image": pin.image_share, "text": 1 - pin.image_share},
-                                         "How much the fusion leaned on image vs text"), key="share")
+                                         "How much the fusion leaned on image vs text"), key="share",
+                        config=widgets.chart_config(f"{ds}-prediction-image-vs-text"))
 votes = {m: top_k(p, classes, 3) for m, p in pin.probs.items()}
 if pin.fused is not None:
     votes = {"fused": top_k(pin.fused, classes, 5), **votes}
 if votes:
     st.plotly_chart(charts.votes_figure(votes, "Each model's top-3 vote and the fused top-5",
-                                        {m: out.models[m].family for m in out.models}), key="votes")
+                                        {m: out.models[m].family for m in out.models}), key="votes",
+                    config=widgets.chart_config(f"{ds}-prediction-votes"))
 if pin.weights:
     st.caption("Weights used: " + ", ".join(f"{md_text(m)} {w:.3f}" for m, w in pin.weights.items()))
+refused = img_bytes is not None and upload.image is None  # an image came but could not be used
 for m, why in pin.skipped.items():
+    if refused and modalities.get(m) == "image":
+        why = "the image was refused (the reason is above)"
     st.caption(f"{md_text(m)}: no vote, {md_text(why, 600)}")
 st.caption(f"Prediction time {elapsed * 1000:.0f} ms (" +
            ", ".join(f"{md_text(m)} {t * 1000:.0f} ms" for m, t in pin.seconds.items()) + ")")

@@ -153,7 +153,8 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, versi
         _say(f"{spec.name}: features {X.shape} ready ({stages['features']:.1f}s); logistic regression CV", progress)
         t1 = time.perf_counter()
         split_X = {s: np.asarray(X[rows[s]], dtype=np.float32) for s in SPLITS}
-        res = fit_logreg_cv(split_X["train"], labels["train"], n_classes, logreg)
+        res = fit_logreg_cv(split_X["train"], labels["train"], n_classes, logreg,
+                            progress=spec.name if progress else None)
         probs = {"train": res.oof_probs}
         for s in ("val", "test"):
             probs[s] = res.predict_proba(split_X[s], n_classes) if len(rows[s]) else np.zeros((0, n_classes), np.float32)

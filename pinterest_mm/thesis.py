@@ -77,6 +77,7 @@ def thesis_report(
     version: str | None = None,
     feature_cross_pairs: str = "top2",
     methods: list[str] | None = None,
+    progress: bool = False,
 ) -> dict:
     """Run the thesis's comparison on one dataset.
 
@@ -87,6 +88,8 @@ def thesis_report(
         feature_cross_pairs: ``all`` (every image x word-embedding pair with features, as
             Table 4.7), ``top2`` (best 2 x best 2 on validation) or ``none``.
         methods: Registered methods to run for ``fusions`` (default all).
+        progress: Show a progress bar on stderr over the fusions fitted (feature-cross
+            pairs, then every method).
 
     Returns:
         Dict with ``single_models`` (family -> rows; Tables 4.2-4.4, Figure 4.1),
@@ -103,14 +106,21 @@ def thesis_report(
     defs = compare.definitions(outputs)
     test_preds: dict[str, np.ndarray] = {}
     fx_rows = []
+    from tqdm.auto import tqdm
+
+    names = list(methods or list_methods())
+    bar = tqdm(total=len(names), desc="thesis report", unit="fusion", disable=not progress)
     if feature_cross_pairs != "none":
         imgs = [m for m in usable_models(outputs, "image") if _has_features(outputs, m)]
         txts = [m for m in usable_models(outputs, "word_embedding") if _has_features(outputs, m)]
         if feature_cross_pairs == "top2":
             imgs, txts = imgs[:2], txts[:2]
+        bar.total += len(imgs) * len(txts)
         for i in imgs:
             for t in txts:
+                bar.set_postfix_str(f"feature cross {i} x {t}")
                 r = fuse(outputs, "feature_cross", image_model=i, text_model=t, **kw)
+                bar.update(1)
                 chosen = [i, t] == defs["feature_cross_pair"]
                 fx_rows.append({"image": i, "text": t, "C": r.chosen["C"], "val_accuracy": r.val_accuracy,
                                 "test_accuracy": r.test_accuracy, "test_topk": r.test_topk, "chosen": chosen})
@@ -142,7 +152,8 @@ def thesis_report(
             pass
 
     fusions = []
-    for name in methods or list_methods():
+    for name in names:
+        bar.set_postfix_str(name)
         try:
             r = fuse(outputs, name, **kw)
             test_preds.setdefault(name, r.test_probs.argmax(1))
@@ -151,6 +162,8 @@ def thesis_report(
                             "test_topk": r.test_topk, "recommended": name == compare.RECOMMENDED})
         except (ValueError, KeyError) as exc:
             fusions.append({"method": name, "error": str(exc)})
+        bar.update(1)
+    bar.close()
 
     if compare.RECOMMENDED not in test_preds:
         try:
@@ -292,7 +305,9 @@ def _acc(acc: float, n: int) -> str:
 def format_thesis_report(report: dict) -> str:
     """Readable text tables of a :func:`thesis_report`; accuracies with their Wilson 95 % interval."""
     n_val, n_test = report["n"].get("val", 0), report["n"].get("test", 0)
-    parts = [f"Thesis report: {report['dataset']}  (pins {report['n']}, classes {report['n_classes']})"]
+    n = report["n"]
+    pins = ", ".join(f"{k} {v:,}" for k, v in n.items()) if isinstance(n, dict) else f"{n:,}"
+    parts = [f"Thesis report: {report['dataset']}  (pins: {pins}; classes {report['n_classes']})"]
     if report.get("warning"):
         parts.append(f"WARNING: {report['warning']}")
     parts.append("Accuracies: value [Wilson 95 % interval]. Definitions used throughout:")

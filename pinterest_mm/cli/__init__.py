@@ -34,29 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
-    from ..data.importer import ImportFailed
-    from ..data.manifest import ManifestError
-    from ..locks import DatasetBusy
-    from ..store import StoreError
-
-    expected: tuple[type[BaseException], ...] = (ManifestError, ImportFailed, StoreError, DatasetBusy,
-                                                 ValueError, FileNotFoundError, PermissionError)
-    if args.command in ("build", "demo"):
-        from ..build import BuildFailed
-
-        expected = (*expected, BuildFailed)
-    if args.command == "weights":
-        from ..models.weights_store import WeightsStoreError
-
-        expected = (*expected, WeightsStoreError)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("Interrupted; what finished is kept, run the command again to resume.", file=sys.stderr)
         return 130
-    except expected as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:  # noqa: BLE001 - last line of defence: one paragraph, no traceback
+        if isinstance(exc, _expected_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 1
+
+
+# the known problems (exit 2): module and class; a class can only have been raised when its
+# module was imported, so none is imported here (``datasets`` stays quick: no scikit-learn)
+_KNOWN_ERRORS = (("pinterest_mm.data.manifest", "ManifestError"), ("pinterest_mm.data.importer", "ImportFailed"),
+                 ("pinterest_mm.store", "StoreError"), ("pinterest_mm.locks", "DatasetBusy"),
+                 ("pinterest_mm.build", "BuildFailed"), ("pinterest_mm.models.weights_store", "WeightsStoreError"))
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes reported as a known problem (exit status 2)."""
+    loaded = tuple(getattr(sys.modules[m], c) for m, c in _KNOWN_ERRORS if m in sys.modules)
+    return (*loaded, ValueError, FileNotFoundError, PermissionError)

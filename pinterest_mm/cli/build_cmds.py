@@ -21,6 +21,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             rows.append(dict(name=s.name, modality=s.modality, family=s.family, dim=s.dim,
                              source=s.source, offline=s.offline, available=ok, reason=why))
         print(json.dumps({"models": rows}, indent=2))
+    elif not specs:
+        print(f"No model name matches {args.pattern!r}. A pattern matches as a substring, or as "
+              "a glob over the whole name when it holds * ? or [ (e.g. 'convnext-*'); "
+              "`pinterest-mm models` lists every model.")
     else:
         print(format_models_table(specs))
     return 0
@@ -118,7 +122,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     """Add this module's commands to the ``pinterest-mm`` subparsers."""
     p = sub.add_parser("models", help="list every model the registry knows")
-    p.add_argument("pattern", nargs="?", default=None, help="glob on names, e.g. 'effnet*'")
+    p.add_argument("pattern", nargs="?", default=None, help="part of a name (convnext) or a glob over names ('effnet-*')")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 

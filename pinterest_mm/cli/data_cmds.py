@@ -30,7 +30,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(format_report(result.report))
     print(
         f"\nImported {result.name!r}: {result.n_pins:,} pins, {len(result.classes)} classes, "
-        f"{result.n_users:,} users; splits {result.split_counts}."
+        f"{result.n_users:,} users; splits " + ", ".join(f"{k} {v:,}" for k, v in result.split_counts.items()) + "."
     )
     return 0
 

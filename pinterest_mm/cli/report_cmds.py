@@ -25,7 +25,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from ..outputs import load_outputs
         from ..thesis import format_thesis_report, thesis_report
 
-        thesis = thesis_report(load_outputs(store, args.name), store=store)
+        thesis = thesis_report(load_outputs(store, args.name), store=store, progress=not args.quiet)
         report = {**report, **thesis}
         text = format_model_report(report) + "\n\n" + format_thesis_report(thesis)
     else:
@@ -166,7 +166,7 @@ def register(sub) -> None:
     p.add_argument("--repeats", type=int, default=None, metavar="K",
                    help="also K stratified re-splits (new seeds, classifiers refit on the cached features): "
                         "mean ± sd per model and fusion, and the share of repeats in which each claim holds")
-    p.add_argument("--quiet", action="store_true", help="no progress lines for --repeats")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (--thesis bar, --repeats lines)")
     p.add_argument("--interests", nargs="?", const="mm", default=None, metavar="METHOD",
                    help="add 003's top-K interests per test user (hit rate, precision, recall, F1 at "
                         "K = 1..10) from a fusion method's predictions (default mm)")

@@ -65,12 +65,18 @@ def _train(net, inputs: dict, y: dict, cfg: NetConfig, loss_on_probs: bool) -> t
         torch.set_num_threads(threads)
 
 
+def _tensor(torch, a, dtype):
+    """A tensor over ``a`` as ``dtype``; a read-only array (a memory-mapped feature file, the
+    store's labels) is copied, as torch may not share memory it cannot write."""
+    a = np.ascontiguousarray(a, dtype)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+
 def _train_loop(torch, net, inputs: dict, y: dict, cfg: NetConfig, loss_on_probs: bool) -> tuple[dict, int]:
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    T = {s: tuple(torch.from_numpy(np.ascontiguousarray(a, np.float32)) for a in v) for s, v in inputs.items()}
-    yt = torch.from_numpy(np.asarray(y["train"], np.int64))
-    yv = torch.from_numpy(np.asarray(y["val"], np.int64))
+    T = {s: tuple(_tensor(torch, a, np.float32) for a in v) for s, v in inputs.items()}
+    yt, yv = _tensor(torch, y["train"], np.int64), _tensor(torch, y["val"], np.int64)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def nll(out, target):

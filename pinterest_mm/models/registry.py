@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from ..config import FAMILIES  # noqa: F401  (re-exported by pinterest_mm.models)
 from .spec import ModelSpec
 from .availability import (
     check_effnet_lite,
@@ -285,9 +286,25 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
 assert len(REGISTRY) == len(_SPECS), "duplicate model names"
 
 
+GLOB_CHARS = frozenset("*?[")
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """True when a model name matches ``pattern``, ignoring case.
+
+    A pattern with a glob character (``*``, ``?``, ``[``) is a glob over the whole name
+    (``convnext-*``); any other pattern matches as a substring (``convnext``, ``lr``).
+    """
+    name, pattern = name.lower(), pattern.lower()
+    if GLOB_CHARS & set(pattern):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
 def list_models(pattern: str | None = None) -> list[ModelSpec]:
-    """Return the registered specs (registry order), optionally filtered by a glob pattern."""
-    return [s for s in _SPECS if pattern is None or fnmatch.fnmatch(s.name, pattern)]
+    """Return the registered specs (registry order), optionally filtered by ``pattern``
+    (a substring, or a glob when it holds ``*``, ``?`` or ``[``; see :func:`name_matches`)."""
+    return [s for s in _SPECS if pattern is None or name_matches(s.name, pattern)]
 
 
 def get_model(name: str) -> ModelSpec:

@@ -94,7 +94,8 @@ def _proba(est: Pipeline, texts: list[str], n_classes: int) -> np.ndarray:
     return out
 
 
-def fit_tfidf_cv(texts: list[str], y: np.ndarray, n_classes: int, cfg: TfidfConfig = TfidfConfig()):
+def fit_tfidf_cv(texts: list[str], y: np.ndarray, n_classes: int, cfg: TfidfConfig = TfidfConfig(),
+                 progress: str | None = None):
     """Choose C by stratified CV accuracy (:func:`~.classify.cv_over_c`); return
     (C, cv_scores, refitted pipeline, OOF probs (n_train, n_classes)).
 
@@ -105,7 +106,8 @@ def fit_tfidf_cv(texts: list[str], y: np.ndarray, n_classes: int, cfg: TfidfConf
         make = lambda C: _svm_pipeline(C, cfg, cal)  # noqa: E731
     else:
         make = lambda C: _pipeline(C, cfg)  # noqa: E731
-    return cv_over_c(np.asarray(texts, dtype=object), y, n_classes, cfg.c_grid, make, cfg.folds, cfg.seed)
+    return cv_over_c(np.asarray(texts, dtype=object), y, n_classes, cfg.c_grid, make, cfg.folds, cfg.seed,
+                     progress=progress)
 
 
 class TfidfClassifier:
@@ -127,7 +129,8 @@ class TfidfClassifier:
     def fit(self, ctx: BuildContext) -> dict:
         """CV on train, refit, predict val/test; return probs, params and the CV score."""
         y = ctx.labels["train"]
-        C, scores, pipe, oof = fit_tfidf_cv(ctx.split_texts("train", "text_words"), y, ctx.n_classes, self.cfg)
+        C, scores, pipe, oof = fit_tfidf_cv(ctx.split_texts("train", "text_words"), y, ctx.n_classes, self.cfg,
+                                          progress=self.spec.name if ctx.progress else None)
         self.pipeline = pipe
         save_estimator(pipe, ctx.checkpoints / self.checkpoint)  # atomic: a kill leaves no half file
         probs = {"train": oof}

@@ -9,6 +9,12 @@ in ``predictor.json``).
 
 Only val and test probabilities are returned: in-sample train probabilities are not
 out-of-fold, so ``train`` is omitted (fusion handles a missing train split).
+
+With ``epochs=0`` (the CPU default) nothing is fine-tuned: the frozen encoder's mean-pooled
+token states (the pooling all-MiniLM-L6-v2 was trained with) feed the thesis's logistic
+regression (C by stratified CV), which also gives out-of-fold train probabilities. On the
+demo (2 loaded cores) the 3-epoch CPU fine-tune left MiniLM underfit (loss 2.49 -> 2.0, val
+accuracy 0.69): with lr 5e-5 and 99 steps the new classification head barely moves.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ from .weights import WeightsUnavailable, download_allowed, hub_hint, local_weigh
 class TransformerConfig:
     """Fine-tuning settings.
 
-    The defaults are the light CPU settings (a 2,000-pin train split takes a few minutes on
-    two cores); :meth:`thesis` gives the thesis's (lr 8.35e-6, 7 epochs, batch 6), used by
-    default on a GPU.
+    The defaults are the CPU settings: no fine-tuning (``epochs=0``), the frozen encoder
+    plus logistic regression (one forward pass per pin); :meth:`thesis` gives the thesis's
+    fine-tuning (lr 8.35e-6, 7 epochs, batch 6), used by default on a GPU.
 
     Attributes:
         lr: AdamW learning rate.
-        epochs: Passes over the train split; the best epoch on validation is kept.
+        epochs: Passes over the train split; the best epoch on validation is kept. 0: no
+            fine-tuning; mean-pooled embeddings of the frozen encoder + logistic regression.
         batch_size: Train batch size.
         max_length: Tokens per text (longer texts are truncated).
         weight_decay: AdamW weight decay.
@@ -47,7 +54,7 @@ class TransformerConfig:
     """
 
     lr: float = 5e-5
-    epochs: int = 3
+    epochs: int = 0
     batch_size: int = 16
     max_length: int = 64
     weight_decay: float = 0.01
@@ -201,8 +208,51 @@ class TransformerClassifier:
         C = model.config.num_labels
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, C), np.float32)
 
+    def _embed(self, model, batches: _Batches, n: int, device: str) -> np.ndarray:
+        """Mean of the last hidden states over real tokens, shape (n, hidden) float32."""
+        import torch
+
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, n, self.cfg.eval_batch_size):
+                b = {k: v.to(device) for k, v in batches.batch(range(s, min(n, s + self.cfg.eval_batch_size))).items()}
+                h = model.base_model(**b).last_hidden_state.float()
+                m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
+                out.append(((h * m).sum(1) / m.sum(1).clamp(min=1.0)).cpu().numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.config.hidden_size), np.float32)
+
+    def _fit_frozen(self, ctx: BuildContext, model, enc: dict, texts: dict) -> dict:
+        """Frozen encoder + the thesis's logistic regression (``epochs=0``)."""
+        from tqdm.auto import tqdm
+
+        from .checkpoints import save_estimator
+        from .classify import LogRegConfig, fit_logreg_cv
+
+        X = {}
+        for s in ("train", "val", "test"):
+            with tqdm(total=1, desc=f"{self.spec.name}: embed {s} ({len(texts[s])} texts)",
+                      disable=not ctx.progress) as bar:
+                X[s] = self._embed(model, enc[s], len(texts[s]), ctx.device)
+                bar.update(1)
+        res = fit_logreg_cv(X["train"], ctx.labels["train"], ctx.n_classes, LogRegConfig(),
+                            progress=self.spec.name if ctx.progress else None)
+        probs = {"train": res.oof_probs, **{s: res.predict_proba(X[s], ctx.n_classes) for s in ("val", "test")}}
+        save_estimator(res.estimator, ctx.checkpoints / "logreg.skops")
+        ck = ctx.checkpoints  # a fine-tune's files from an earlier build (about 90 MB for MiniLM)
+        for old in [*ck.glob("best_e*.safetensors"), *ck.glob("probs_e*.npz"), ck / "train_state.json",
+                    ck / "last.safetensors", ck / "optim.pt"]:
+            old.unlink(missing_ok=True)
+        (ctx.checkpoints / "predictor.json").write_text(json.dumps(
+            {"n_classes": ctx.n_classes, "max_length": self.cfg.max_length, "logreg": "logreg.skops"}))
+        params = {**asdict(self.cfg), "mode": "frozen encoder (mean pooling) + logistic regression",
+                  "C": res.C, "cv_scores": {str(k): v for k, v in res.cv_scores.items()},
+                  "dim": int(X["train"].shape[1]), "device": str(ctx.device), "n_train": len(texts["train"])}
+        return {"probs": probs, "params": params, "cv_score": res.cv_score}
+
     def fit(self, ctx: BuildContext) -> dict:
-        """Fine-tune (resuming finished epochs), keep the best validation epoch's outputs."""
+        """Fine-tune (resuming finished epochs), keep the best validation epoch's outputs;
+        with ``epochs=0``, fit the logistic regression on the frozen encoder instead."""
         import torch
         from safetensors.torch import load_model, save_model
         from tqdm.auto import tqdm
@@ -214,7 +264,7 @@ class TransformerClassifier:
         ck = ctx.checkpoints
         run_fp = fingerprint_of({"fp": ctx.feature_fingerprint, "cfg": self.config(), "C": ctx.n_classes})
         state_file = ck / "train_state.json"
-        state = {"fingerprint": run_fp, "epochs_done": 0, "val_accuracy": [], "best_epoch": -1}
+        state = {"fingerprint": run_fp, "epochs_done": 0, "val_accuracy": [], "train_loss": [], "best_epoch": -1}
         if state_file.exists():
             old = json.loads(state_file.read_text())
             if old.get("fingerprint") == run_fp:
@@ -224,6 +274,8 @@ class TransformerClassifier:
         model.to(ctx.device)
         texts = {s: ctx.split_texts(s, "text_transformer") for s in ("train", "val", "test")}
         enc = {s: self._encode(tok, t) for s, t in texts.items()}
+        if cfg.epochs == 0:
+            return self._fit_frozen(ctx, model, enc, texts)
         y = torch.as_tensor(ctx.labels["train"], dtype=torch.long)
         n = len(y)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -247,6 +299,7 @@ class TransformerClassifier:
             model.train()
             order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
             torch.manual_seed(cfg.seed * 1000 + epoch + 1)  # dropout masks
+            loss_sum = 0.0
             for s in range(0, n, cfg.batch_size):
                 idx = order[s:s + cfg.batch_size].tolist()
                 b = {k: v.to(ctx.device) for k, v in enc["train"].batch(idx).items()}
@@ -257,6 +310,7 @@ class TransformerClassifier:
                 opt.step()
                 sched.step()
                 bar.update(1)
+                loss_sum += loss.item() * len(idx)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
             probs = {s: self._predict(model, enc[s], len(texts[s]), ctx.device) for s in ("val", "test")}
             val_acc = float((probs["val"].argmax(1) == ctx.labels["val"]).mean()) if len(texts["val"]) else 0.0
@@ -272,6 +326,7 @@ class TransformerClassifier:
                 os.replace(ck / "last.tmp.safetensors", ck / "last.safetensors")
                 os.replace(ck / "optim.tmp.pt", ck / "optim.pt")
             state["val_accuracy"].append(val_acc)
+            state.setdefault("train_loss", []).append(loss_sum / max(n, 1))  # mean over the epoch
             state["epochs_done"] = epoch + 1
             tmp = ck / "train_state.tmp.json"
             tmp.write_text(json.dumps(state))
@@ -288,6 +343,7 @@ class TransformerClassifier:
         (ck / "predictor.json").write_text(json.dumps(
             {"n_classes": ctx.n_classes, "max_length": cfg.max_length, "weights": f"best_e{best}.safetensors"}))
         params = {**asdict(cfg), "best_epoch": best + 1, "epoch_val_accuracy": state["val_accuracy"],
+                  "epoch_train_loss": state.get("train_loss", []),
                   "device": str(ctx.device), "n_train": n}
         return {"probs": probs, "params": params, "cv_score": None}
 
@@ -300,7 +356,13 @@ class TransformerClassifier:
         saved = json.loads((folder / "predictor.json").read_text())
         self.overrides = {**self.overrides, "max_length": saved["max_length"]}
         tok, model = self._load(n_classes)
-        load_model(model, str(folder / saved["weights"]), device="cpu")
+        probe = None
+        if "logreg" in saved:  # frozen encoder + logistic regression
+            from .checkpoints import load_estimator
+
+            probe = load_estimator(folder / saved["logreg"])
+        else:
+            load_model(model, str(folder / saved["weights"]), device="cpu")
         model.eval()
         outer = self
 
@@ -309,6 +371,11 @@ class TransformerClassifier:
                 if texts is None:
                     raise ValueError(f"{outer.spec.name} is a text model: pass texts=")
                 cleaned = [clean_transformer_text(t) for t in texts]
-                return outer._predict(model, outer._encode(tok, cleaned), len(cleaned), "cpu")
+                if probe is None:
+                    return outer._predict(model, outer._encode(tok, cleaned), len(cleaned), "cpu")
+                X = outer._embed(model, outer._encode(tok, cleaned), len(cleaned), "cpu")
+                out = np.zeros((len(cleaned), n_classes), dtype=np.float32)
+                out[:, probe.classes_] = probe.predict_proba(X)
+                return out
 
         return _Predictor()

@@ -350,3 +350,24 @@ def histogram(values: Sequence[float], title: str, xtitle: str) -> go.Figure:
     """A histogram of per-item values (e.g. per-user accuracy)."""
     return _figure([dict(type="histogram", x=list(values), nbinsx=20, marker_color="#1f77b4")], title,
                    height=300, xaxis=dict(title=xtitle), yaxis=dict(title="count"))
+
+
+def training_curve_figure(curve, title: str) -> go.Figure:
+    """A :class:`~pinterest_mm.curves.TrainingCurve`: accuracies on the left axis, a train
+    loss (when recorded) on the right; the kept x (chosen C, best epoch) as a star."""
+    traces = []
+    for i, (name, ys) in enumerate(curve.series.items()):
+        loss = "loss" in name
+        traces.append(dict(type="scatter", x=list(curve.x), y=list(ys), mode="lines+markers", name=name,
+                           yaxis="y2" if loss else "y", line=dict(color="#ff7f0e" if loss else "#08519c",
+                                                                 dash="dot" if loss else "solid")))
+    first = next(iter(curve.series.items()), None)
+    if first is not None and curve.chosen is not None and curve.chosen in curve.x:
+        traces.append(dict(type="scatter", x=[curve.chosen], y=[first[1][list(curve.x).index(curve.chosen)]],
+                           mode="markers", name="kept", marker=dict(symbol="star", size=16, color="#d62728")))
+    ticks = dict(tickmode="array", tickvals=list(curve.x), ticktext=[f"{v:g}" for v in curve.x])
+    layout = dict(xaxis=dict(title=curve.x_title, type="log" if curve.log_x else "linear", **ticks),
+                  yaxis=dict(title="accuracy"))
+    if any("loss" in n for n in curve.series):
+        layout["yaxis2"] = dict(title="mean train loss", overlaying="y", side="right", showgrid=False)
+    return _figure(traces, title, height=320, legend=_LEGEND_BELOW, **layout)

@@ -89,11 +89,12 @@ def read_image(data: bytes | None, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return Upload(None, "The image was refused: it decompresses to too many pixels.")
     except Image.UnidentifiedImageError:
-        return Upload(None, "This file is not an image PIL can read: upload a PNG, JPEG or WebP.")
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        return Upload(None, f"The image is corrupt or truncated ({str(exc)[:100]}).")
-    except Exception as exc:  # never a traceback for a bad upload
-        return Upload(None, f"The image cannot be read ({type(exc).__name__}).")
+        return Upload(None, "The image was refused: this file is not an image that can be read. "
+                            "Upload a PNG, JPEG or WebP.")
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return Upload(None, "The image was refused: the file is corrupt or truncated.")
+    except Exception:  # never a traceback for a bad upload
+        return Upload(None, "The image was refused: it cannot be read. Upload a PNG, JPEG or WebP.")
     return Upload(rgb, "", notes)
 
 

@@ -171,6 +171,20 @@ def remember(key: str) -> None:
     st.session_state[f"pmm_{key}"] = st.session_state.get(f"w_{key}")
 
 
+def follow_selection(key: str, selection: tuple):
+    """Return the remembered knob ``key`` (l, lambda) for the models of ``selection``.
+
+    A knob value belongs to the selection it was set for (by the user or a link): when the
+    selection changes, it is dropped (None: chosen on validation again). The first call of a
+    session adopts the selection as it is, so a link's ``l`` with its ``models`` holds.
+    """
+    seen = f"_pmm_{key}_selection"
+    if seen in st.session_state and st.session_state[seen] != tuple(selection):
+        put(key, None)
+    st.session_state[seen] = tuple(selection)
+    return get(key)
+
+
 def current(dataset: str | None) -> Setting:
     """Return the remembered :class:`Setting` for ``dataset``."""
     models = get("models")

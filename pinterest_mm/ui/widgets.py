@@ -103,6 +103,7 @@ def _page(*, need_models: bool, split_choice: bool) -> Page:
         state.put("method", "mm")
     setting = state.current(dataset)
     with st.sidebar:
+        chart_format_choice()
         st.caption(f"Store: `{data.store_root()}`")
         st.caption(f"Cache version: `{ver[:40]}`")
     if dropped:
@@ -125,6 +126,26 @@ def _page(*, need_models: bool, split_choice: bool) -> Page:
         st.stop()
     state.sync_url(setting, state.get("norm"))
     return Page(dataset, ver, setting)
+
+
+CHART_FORMATS = {"svg": "SVG (vector, for papers)", "png": "PNG (2x pixels)"}
+
+
+def chart_config(name: str) -> dict:
+    """The ``config`` of ``st.plotly_chart``: the chart's camera button in its top-right bar
+    downloads it as SVG or PNG (the sidebar's choice), named ``name``; drawn in the browser,
+    no image library needed."""
+    fmt = st.session_state.get("pmm_chart_format") or "svg"
+    slug = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in str(name))[:80] or "chart"
+    return {"toImageButtonOptions": {"format": fmt, "filename": slug, "scale": 2 if fmt == "png" else 1},
+            "displaylogo": False}
+
+
+def chart_format_choice() -> None:
+    """The sidebar's choice of chart download format (kept across pages)."""
+    key = state.seed_widget("chart_format", st.session_state.get("pmm_chart_format") or "svg")
+    st.radio("Chart downloads (camera button on each chart)", list(CHART_FORMATS), key=key,
+             format_func=CHART_FORMATS.get, on_change=state.remember, args=("chart_format",))
 
 
 def setting_caption(s: state.Setting) -> None:
