@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+from . import store_probs
 from .locks import dataset_lock
 from .store_db import (
     LOCK_TIMEOUT_ENV,
@@ -30,6 +30,7 @@ from .store_db import (
     StoreDatabase,
     StoreError,
     _DATASET_TABLES,
+    _io_error,
     _now,
     validate_name,
 )
@@ -110,6 +111,7 @@ class Store(StoreDatabase):
             if replace:  # still under the lock: no build is writing these files
                 shutil.rmtree(self.root / "features" / name, ignore_errors=True)
                 shutil.rmtree(self.root / "checkpoints" / name, ignore_errors=True)
+                shutil.rmtree(self.root / store_probs.FOLDER / name, ignore_errors=True)
 
     @staticmethod
     def _insert_df(con: duckdb.DuckDBPyConnection, table: str, name: str, df: pd.DataFrame) -> None:
@@ -271,6 +273,25 @@ class Store(StoreDatabase):
                 replaced or deleted meanwhile); nothing is written.
         """
         validate_name(model, "model")
+        try:
+            staged = store_probs.stage(self.root, validate_name(dataset), model, probs)
+        except OSError as exc:
+            raise _io_error(self.root, "written", exc, reading=False) or exc
+        try:
+            self._record_model(dataset, model, staged, dataset_version, [
+                dataset, model, family, modality, json.dumps(params),
+                None if cv_score is None else float(cv_score), float(val_accuracy),
+                float(test_accuracy), float(seconds), fingerprint, _now(),
+            ])
+        except BaseException:
+            staged.discard()
+            raise
+        staged.prune()
+
+    def _record_model(self, dataset: str, model: str, staged: store_probs.Staged,
+                      dataset_version: str | None, row: list) -> None:
+        """The transaction of :meth:`save_model`: check the version, write the model's row
+        and point at its staged probability files."""
         with self.transaction() as con:
             if dataset_version is not None:
                 try:
@@ -284,34 +305,8 @@ class Store(StoreDatabase):
                         f"Run `pinterest-mm build {dataset}` again to build on the current version."
                     )
             con.execute("DELETE FROM models WHERE dataset = ? AND model = ?", [dataset, model])
-            con.execute("DELETE FROM probs WHERE dataset = ? AND model = ?", [dataset, model])
-            con.execute(
-                "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    dataset, model, family, modality, json.dumps(params),
-                    None if cv_score is None else float(cv_score), float(val_accuracy),
-                    float(test_accuracy), float(seconds), fingerprint, _now(),
-                ],
-            )
-            for split, arr in probs.items():
-                arr = np.ascontiguousarray(arr, dtype=np.float32)
-                n, c = arr.shape
-                values = pa.array(arr.reshape(-1))
-                offsets = pa.array(np.arange(0, (n + 1) * c, c, dtype=np.int32))
-                table = pa.table(
-                    {
-                        "dataset": pa.array([dataset] * n),
-                        "model": pa.array([model] * n),
-                        "split": pa.array([split] * n),
-                        "split_row": pa.array(np.arange(n, dtype=np.int32)),
-                        "probs": pa.ListArray.from_arrays(offsets, values),
-                    }
-                )
-                con.register("_probs", table)
-                try:
-                    con.execute("INSERT INTO probs SELECT * FROM _probs")
-                finally:
-                    con.unregister("_probs")
+            con.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            store_probs.record(con, dataset, model, staged)
 
     def models(self, dataset: str) -> pd.DataFrame:
         """Return one row per built model (params decoded to dicts)."""
@@ -331,18 +326,18 @@ class Store(StoreDatabase):
         return row[0] if row else None
 
     def load_probs(self, dataset: str, model: str, split: str) -> np.ndarray | None:
-        """Return a model's probabilities on a split, shape (n_split, n_classes), or None."""
-        with self.connect() as con:
-            table = con.sql(
-                "SELECT probs FROM probs WHERE dataset = ? AND model = ? AND split = ? "
-                "ORDER BY split_row",
-                params=[dataset, model, split],
-            ).to_arrow_table()
-        if table.num_rows == 0:
-            return None
-        col = table.column("probs").combine_chunks()
-        values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        return values.reshape(table.num_rows, -1)
+        """Return a model's probabilities on a split, shape (n_split, n_classes) float32, or None.
+
+        One float32 file per split (:mod:`.store_probs`): a million pins load in well under a
+        second.
+        """
+        for _ in range(5):  # a save may replace the files between the query and the read
+            with self.connect() as con:
+                out = store_probs.read_probs(con, self.root, dataset, model, split)
+            if not isinstance(out, str):
+                return out
+        raise StoreError(f"The probabilities of {model} on {dataset!r} keep being replaced while "
+                         "read (a build is saving that model): try again when it has finished.")
 
     def version(self, dataset: str) -> str:
         """Return a string that changes whenever the dataset or any of its models changes."""

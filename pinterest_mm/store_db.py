@@ -20,11 +20,12 @@ from typing import Iterator
 
 import duckdb
 
+from . import store_probs
 from .config import home
 
 
 LOCK_TIMEOUT_ENV = "PINTEREST_MM_LOCK_TIMEOUT"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: probabilities as float32 files (store_probs); a 1 is migrated on open
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 _SCHEMA = """
@@ -49,13 +50,12 @@ CREATE TABLE IF NOT EXISTS models (
     dataset VARCHAR, model VARCHAR, family VARCHAR, modality VARCHAR, params VARCHAR,
     cv_score DOUBLE, val_accuracy DOUBLE, test_accuracy DOUBLE, seconds DOUBLE,
     fingerprint VARCHAR, built_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS probs (
-    dataset VARCHAR, model VARCHAR, split VARCHAR, split_row INTEGER, probs FLOAT[]);
 CREATE TABLE IF NOT EXISTS fusions (
     dataset VARCHAR, key VARCHAR, config VARCHAR, result VARCHAR, created_at TIMESTAMP);
-"""
+""" + store_probs.SCHEMA
 
-_DATASET_TABLES = ("classes", "pins", "manifest_rows", "import_report", "models", "probs", "fusions")
+_DATASET_TABLES = ("classes", "pins", "manifest_rows", "import_report", "models", store_probs.TABLE,
+                   "fusions")
 
 
 # Errors of a damaged database file (as opposed to a wrong query).
@@ -165,15 +165,37 @@ class StoreDatabase:
                     f"The store folder {self.root} cannot be created: {exc.strerror or exc}. Point "
                     "PINTEREST_MM_HOME at a folder this user can write."
                 ) from exc
-            with self.connect() as con:
-                con.execute(_SCHEMA)
-                con.execute(
-                    "INSERT INTO meta SELECT 'schema_version', ? WHERE NOT EXISTS "
-                    "(SELECT 1 FROM meta WHERE key = 'schema_version')",
-                    [str(SCHEMA_VERSION)],
-                )
+            migrated: list[store_probs.Staged] = []
+            try:
+                with self.transaction() as con:
+                    fresh = not con.execute(
+                        "SELECT 1 FROM information_schema.tables WHERE table_name = 'meta'").fetchall()
+                    con.execute(_SCHEMA)
+                    if fresh:
+                        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                    else:
+                        migrated = self._upgrade(con)
+            except BaseException:
+                for staged in migrated:  # the migration did not commit: its files go
+                    staged.discard()
+                raise
 
-    # ------------------------------------------------------------------ connections
+    def _upgrade(self, con: duckdb.DuckDBPyConnection) -> list[store_probs.Staged]:
+        """Bring an older store to :data:`SCHEMA_VERSION` in place (caller's transaction).
+
+        Schema 1 -> 2: the probabilities move from one DuckDB row per pin to one float32
+        file per split (:func:`.store_probs.migrate_from_v1`); nothing else changes and no
+        model needs rebuilding. Returns the files written (to remove if the commit fails).
+        """
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        version = int(row[0][0]) if row else 1
+        if version >= SCHEMA_VERSION:
+            return []
+        migrated = store_probs.migrate_from_v1(con, self.root)
+        con.execute("DELETE FROM meta WHERE key = 'schema_version'")
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        return migrated
+
     @contextmanager
     def connect(self, *, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection, retrying while another process holds the lock.
