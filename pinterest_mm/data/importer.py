@@ -254,7 +254,7 @@ def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
     """The steps of :func:`import_manifest`, each announced on ``phases``."""
     cc, sc = config.cleaning, config.split
     _announce(phases, "reading manifest")
-    m = read_manifest(manifest, images_root, merge_case_variants=cc.merge_case_variants)
+    m = read_manifest(manifest, images_root, merge_case_variants=cc.merge_case_variants, progress=progress)
     pins = m.pins.copy()
     track = _Tracker(pins)
     if (note := _category_note(m)) is not None:
