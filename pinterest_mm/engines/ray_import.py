@@ -8,7 +8,8 @@ same duplicate groups, pins and dataset fingerprint). Grouping the hashes into d
 stays in the importer: it needs every hash at once and takes seconds.
 
 The workers read the images by path, so every node must see the images root at the same
-path (one machine, or shared storage mounted alike). Ray is imported only here.
+path (one machine, or shared storage mounted alike), and import ``pinterest_mm`` (install it
+on every node). Ray is imported only here.
 """
 
 from __future__ import annotations
