@@ -32,7 +32,7 @@ from .config import SPLITS
 from .models.base import BuildContext, Classifier, FeatureModel, check_contract, fingerprint_of, pick_device
 from .models.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from .models.checkpoints import save_estimator
-from .models.classify import LogRegConfig, fit_logreg_cv
+from .models.classify import LogRegConfig, fit_logreg_cv, split_features
 from .models.registry import ModelSpec, WeightsUnavailable, default_models, get_model, local_weights, weights_identity
 from .store import DatasetChanged, DatasetNotFound, Store
 
@@ -149,10 +149,12 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, versi
     engine_info = None
     if spec.kind == "features":
         X, engine_info = _compute_features(model, ctx, spec.name, session, progress)
+        shape = X.shape
+        del X  # saved to ctx.features_path; the classifiers read it memory-mapped, split by split
         stages["features"] = time.perf_counter() - t0
-        _say(f"{spec.name}: features {X.shape} ready ({stages['features']:.1f}s); logistic regression CV", progress)
+        _say(f"{spec.name}: features {shape} ready ({stages['features']:.1f}s); logistic regression CV", progress)
         t1 = time.perf_counter()
-        split_X = {s: np.asarray(X[rows[s]], dtype=np.float32) for s in SPLITS}
+        split_X = split_features(ctx.features_path, {s: rows[s] for s in SPLITS})
         res = fit_logreg_cv(split_X["train"], labels["train"], n_classes, logreg,
                             progress=spec.name if progress else None)
         probs = {"train": res.oof_probs}
@@ -162,7 +164,7 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, versi
         model.save_state(ckpt)
         stages["logreg"] = time.perf_counter() - t1
         params = {"C": res.C, "cv_scores": {str(k): v for k, v in res.cv_scores.items()},
-                  "dim": int(X.shape[1]), **ctx.stats}
+                  "dim": int(shape[1]), **ctx.stats}
         cv_score = res.cv_score
     else:
         out = model.fit(ctx)

@@ -23,9 +23,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         ),
         split=SplitConfig(seed=args.seed),
     )
+    checker = None
+    if args.engine == "ray":
+        from ..engines.ray_import import RayImportConfig, ray_image_checker
+
+        checker = ray_image_checker(RayImportConfig(address=args.address))
     result = import_manifest(
         open_store(), args.manifest, args.name, config,
         images_root=args.images_root, replace=args.replace, progress=not args.quiet,
+        image_checker=checker,
     )
     print(format_report(result.report))
     print(
@@ -119,6 +125,10 @@ def register(sub) -> None:
     p.add_argument("--merge-case-variants", action="store_true",
                    help="merge category names that differ only in case into the most used spelling")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the image checks and hashing run: local threads or Ray tasks")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: the cluster (auto, ray://HOST:PORT); default a local one")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("datasets", help="list imported datasets")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -148,19 +150,32 @@ def _announce(bar: tqdm, phase: str) -> None:
     bar.set_description(f"import: {phase}", refresh=True)
 
 
-def _check_images(paths: list[str], max_pixels: int, max_bytes: int, progress: bool) -> list[ImageCheck]:
-    """Inspect each distinct path once (pins often share an image file), 4 at a time.
+# (unique image paths, max_pixels, max_bytes, progress) -> one check per path, in order
+ImageChecker = Callable[[list[str], int, int, bool], list[ImageCheck]]
+
+
+def check_images_locally(unique: list[str], max_pixels: int, max_bytes: int, progress: bool) -> list[ImageCheck]:
+    """Inspect and hash each path in a pool of threads (decoding releases the GIL).
 
     Ctrl-C cancels the images not started yet; none of the running ones can block
-    (:func:`~.clean.read_image_bytes` never waits on a pipe or device).
+    (:func:`~.clean.read_image_bytes` never waits on a pipe or device). The bar shows the
+    rate and the time left.
     """
-    unique = list(dict.fromkeys(paths))
-    pool = ThreadPoolExecutor(max_workers=4)
+    pool = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 1))
     try:
         it = pool.map(lambda p: inspect_image(Path(p), max_pixels, max_bytes), unique)
-        checks = list(tqdm(it, total=len(unique), desc="checking images", unit="img", disable=not progress))
+        return list(tqdm(it, total=len(unique), desc="checking images", unit="img", disable=not progress))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_images(paths: list[str], max_pixels: int, max_bytes: int, progress: bool,
+                  checker: ImageChecker | None = None) -> list[ImageCheck]:
+    """Inspect each distinct path once (pins often share an image file) with ``checker``
+    (default :func:`check_images_locally`; ``pinterest-mm import --engine ray`` passes
+    :func:`pinterest_mm.engines.ray_import.ray_image_checker`)."""
+    unique = list(dict.fromkeys(paths))
+    checks = (checker or check_images_locally)(unique, max_pixels, max_bytes, progress)
     by_path = dict(zip(unique, checks))
     return [by_path[p] for p in paths]
 
@@ -190,6 +205,7 @@ def import_manifest(
     images_root: Path | str | None = None,
     replace: bool = False,
     progress: bool = True,
+    image_checker: ImageChecker | None = None,
 ) -> ImportResult:
     """Import a manifest as dataset ``name``.
 
@@ -201,6 +217,8 @@ def import_manifest(
         images_root: Folder image paths are relative to (default: the manifest's folder).
         replace: Replace an existing dataset of that name.
         progress: Show progress bars.
+        image_checker: Where the image checks and hashing run (default: local threads,
+            :func:`check_images_locally`); the result is the same either way.
 
     Returns:
         An :class:`ImportResult`.
@@ -213,28 +231,30 @@ def import_manifest(
     """
     validate_name(name)
     with store.lock_dataset(name, "an import"):  # no build of this name starts or runs meanwhile
-        return _import_locked(store, manifest, name, config, images_root, replace, progress)
+        return _import_locked(store, manifest, name, config, images_root, replace, progress, image_checker)
 
 
 def _import_locked(store: Store, manifest: Path | str, name: str, config: ImportConfig,
-                   images_root: Path | str | None, replace: bool, progress: bool) -> ImportResult:
+                   images_root: Path | str | None, replace: bool, progress: bool,
+                   checker: ImageChecker | None) -> ImportResult:
     if not replace and name in store.dataset_names():
         from ..store import StoreError
 
         raise StoreError(f"A dataset named {name!r} exists already. Pass --replace to replace it.")
     phases = _phases(progress)
     try:
-        return _import(store, manifest, name, config, images_root, replace, progress, phases)
+        return _import(store, manifest, name, config, images_root, replace, progress, phases, checker)
     finally:
         phases.close()
 
 
 def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
-            images_root: Path | str | None, replace: bool, progress: bool, phases: tqdm) -> ImportResult:
+            images_root: Path | str | None, replace: bool, progress: bool, phases: tqdm,
+            checker: ImageChecker | None = None) -> ImportResult:
     """The steps of :func:`import_manifest`, each announced on ``phases``."""
     cc, sc = config.cleaning, config.split
     _announce(phases, "reading manifest")
-    m = read_manifest(manifest, images_root, merge_case_variants=cc.merge_case_variants)
+    m = read_manifest(manifest, images_root, merge_case_variants=cc.merge_case_variants, progress=progress)
     pins = m.pins.copy()
     track = _Tracker(pins)
     if (note := _category_note(m)) is not None:
@@ -258,7 +278,7 @@ def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
 
     _announce(phases, "checking images")
     p = track.pins
-    checks = _check_images(p["path"].tolist(), cc.max_image_pixels, cc.max_image_bytes, progress)
+    checks = _check_images(p["path"].tolist(), cc.max_image_pixels, cc.max_image_bytes, progress, checker)
     p["image_hash"] = [c.dhash for c in checks]
     p["sha1"] = [c.sha1 for c in checks]
     track.drop("bad image", pd.Series([not c.ok for c in checks]), pd.Series([c.reason for c in checks]))

@@ -27,10 +27,13 @@ Values quoted in error messages are escaped and cut (:func:`~.printable.printabl
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .printable import printable, quoted
 
@@ -125,26 +128,81 @@ def _parquet_text(column) -> tuple[pd.Series, bool]:
         return pd.Series(decoded, dtype=str), False
 
 
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, bool]:
-    """Read a Parquet file as text columns; a non-UTF-8 value costs only its row."""
+CHUNK_ROWS = 50_000  # rows read and tidied at a time (strip, NFC); the rest of a chunk is dropped
+
+
+def _utf8_valid(path: Path) -> bool:
+    """Whether the whole file decodes as UTF-8 (read in 16 MB blocks, nothing kept)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(16 * 2**20):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _parquet_chunks(path: Path, rows: int, keep: tuple[str, ...] | None) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """A Parquet file's rows as text frames of ``rows`` rows; a non-UTF-8 value costs only its row."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    columns, utf8_ok = {}, True
-    for name, column in zip(table.column_names, table.columns):
-        columns[name], ok = _parquet_text(column)
-        utf8_ok &= ok
-    return pd.DataFrame(columns), utf8_ok
+    pf = pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    if keep is not None:
+        yield pd.DataFrame({name: pd.Series([], dtype=str) for name in names}), True
+        names = [n for n in names if str(n).strip() in keep]
+    seen = False
+    for batch in pf.iter_batches(batch_size=rows, columns=names):
+        columns, utf8_ok = {}, True
+        for name, column in zip(batch.schema.names, batch.columns):
+            columns[name], ok = _parquet_text(column)
+            utf8_ok &= ok
+        seen = True
+        yield pd.DataFrame(columns), utf8_ok
+    if not seen:
+        yield pd.DataFrame({name: pd.Series([], dtype=str) for name in names}), True
 
 
-def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
-    """Read a CSV or Parquet file as strings; return (frame, all text was valid UTF-8)."""
+def _csv_chunks(path: Path, rows: int, keep: tuple[str, ...] | None) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """A CSV/TSV file's rows as string frames of ``rows`` rows; invalid UTF-8 becomes U+FFFD."""
+    utf8_ok = _utf8_valid(path)
+    kwargs = dict(sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False,
+                  na_filter=False, encoding="utf-8-sig" if utf8_ok else "utf-8")
+    if not utf8_ok:
+        kwargs["encoding_errors"] = "replace"
+    if keep is not None:
+        yield pd.read_csv(path, nrows=0, **kwargs), utf8_ok
+        kwargs["usecols"] = lambda name: str(name).strip() in keep
+    seen = False
+    with pd.read_csv(path, chunksize=rows, **kwargs) as reader:
+        for chunk in reader:
+            seen = True
+            yield chunk, utf8_ok
+    if not seen:
+        yield pd.read_csv(path, nrows=0, **kwargs), utf8_ok
+
+
+def _read_chunks(path: Path, rows: int = CHUNK_ROWS,
+                 keep: tuple[str, ...] | None = None) -> Iterator[tuple[pd.DataFrame, bool]]:
+    """Yield a CSV or Parquet file's rows as string frames of at most ``rows`` rows, each with
+    whether its text was valid UTF-8 (at least one frame, empty for a file of no rows).
+
+    With ``keep``, the first frame is the header alone (every column, no rows) and the
+    frames after it hold only the columns named in ``keep`` (names stripped): the others are
+    never parsed.
+
+    Raises:
+        ManifestError: Not a regular file, an unknown format, no CSV text, or malformed.
+    """
     suffix = path.suffix.lower()
     if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read
         raise ManifestError(f"Manifest {printable(path, 200)} is not a regular file.")
     try:
         if suffix in (".parquet", ".pq"):
-            return _read_parquet(path)
+            yield from _parquet_chunks(path, rows, keep)
+            return
         if suffix not in (".csv", ".tsv", ".txt"):
             raise ManifestError(
                 f"{printable(path.name)}: unknown manifest format {quoted(suffix, 20)}; use a .csv "
@@ -152,12 +210,7 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
             )
         if (why := _not_csv(path)) is not None:
             raise ManifestError(why)
-        sep = "\t" if suffix == ".tsv" else ","
-        kwargs = dict(sep=sep, dtype=str, keep_default_na=False, na_filter=False)
-        try:
-            return pd.read_csv(path, encoding="utf-8-sig", **kwargs), True
-        except UnicodeDecodeError:
-            return pd.read_csv(path, encoding="utf-8", encoding_errors="replace", **kwargs), False
+        yield from _csv_chunks(path, rows, keep)
     except ManifestError:
         raise
     except FileNotFoundError:
@@ -169,6 +222,15 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
             f"({exc.__class__.__name__}: {printable(first_line, 160)}). Check that it is a "
             "well-formed CSV (comma-separated, quoted fields, UTF-8) or Parquet file."
         ) from None
+
+
+def _read_table(path: Path) -> tuple[pd.DataFrame, bool]:
+    """Read a CSV or Parquet file as strings; return (frame, all text was valid UTF-8)."""
+    frames, utf8_ok = [], True
+    for frame, ok in _read_chunks(path):
+        frames.append(frame)
+        utf8_ok &= ok
+    return (frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)), utf8_ok
 
 
 def _nfc(values: pd.Series) -> pd.Series:
@@ -210,26 +272,8 @@ def resolve_image(root: Path, image: str) -> Path | None:
     return resolved if resolved.is_relative_to(root) else None
 
 
-def read_manifest(
-    path: Path | str, images_root: Path | str | None = None, *, merge_case_variants: bool = False
-) -> Manifest:
-    """Read and validate a manifest.
-
-    Args:
-        path: The CSV or Parquet file.
-        images_root: Folder image paths are relative to; default the manifest's folder.
-        merge_case_variants: Merge category names that differ only in case into the
-            spelling with the most pins (ties: the first in code-point order).
-
-    Returns:
-        The validated :class:`Manifest`.
-
-    Raises:
-        ManifestError: Not a CSV or Parquet file, missing columns, an empty file, a pin id
-            with conflicting content, or image paths outside the images root.
-    """
-    path = Path(path)
-    df, utf8_ok = _read_table(path)
+def _check_columns(path: Path, df: pd.DataFrame, utf8_ok: bool) -> None:
+    """Raise :class:`ManifestError` naming the required columns ``df`` lacks."""
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -241,18 +285,66 @@ def read_manifest(
             f"{printable(path.name)} lacks the required column(s) {', '.join(missing)}. A manifest "
             f"needs {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}); found: {found}.{hint}"
         )
+
+
+def _tidy(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's columns of one chunk (other columns dropped), as stripped strings."""
+    chunk.columns = [str(c).strip() for c in chunk.columns]
+    out = pd.DataFrame(index=chunk.index)
+    for col in REQUIRED + OPTIONAL:
+        out[col] = chunk[col].astype(str).str.strip() if col in chunk.columns else ""
+    return out
+
+
+def read_manifest(
+    path: Path | str, images_root: Path | str | None = None, *, merge_case_variants: bool = False,
+    progress: bool = False,
+) -> Manifest:
+    """Read and validate a manifest.
+
+    Args:
+        path: The CSV or Parquet file.
+        images_root: Folder image paths are relative to; default the manifest's folder.
+        merge_case_variants: Merge category names that differ only in case into the
+            spelling with the most pins (ties: the first in code-point order).
+        progress: Show a bar over the rows read.
+
+    The file is read in chunks of :data:`CHUNK_ROWS` rows, only the manifest's columns
+    parsed (others in the file are skipped), each chunk tidied (stripped, NFC) before the next
+    is read: the parser's temporary objects never exist for the whole file at once.
+
+    Returns:
+        The validated :class:`Manifest`.
+
+    Raises:
+        ManifestError: Not a CSV or Parquet file, missing columns, an empty file, a pin id
+            with conflicting content, or image paths outside the images root.
+    """
+    path = Path(path)
+    parts, raw_names, utf8_ok, header = [], set(), True, True
+    bar = tqdm(desc="reading manifest", unit="row", unit_scale=True, disable=not progress, leave=False)
+    try:
+        for chunk, ok in _read_chunks(path, keep=REQUIRED + OPTIONAL):
+            utf8_ok &= ok
+            if header:  # the first frame: the header, every column, no rows
+                _check_columns(path, chunk, utf8_ok)
+                header = False
+                continue
+            chunk = _tidy(chunk)
+            raw_names.update(chunk["category"].unique().tolist())
+            for col in NFC_COLUMNS:
+                chunk[col] = _nfc(chunk[col])
+            parts.append(chunk)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    del parts
+    df.index = pd.RangeIndex(len(df))  # line numbers in messages: index + 2
     if df.empty:
         raise ManifestError(f"{printable(path.name)} has no rows.")
-    for col in OPTIONAL:
-        if col not in df.columns:
-            df[col] = ""
-    df = df[list(REQUIRED + OPTIONAL)].copy()
-    for col in df.columns:
-        df[col] = df[col].astype(str).str.strip()
-    names = pd.Series(df["category"].unique())
+    names = pd.Series(sorted(raw_names), dtype=str)
     n_nfc = int((names != _nfc(names)).sum())
-    for col in NFC_COLUMNS:
-        df[col] = _nfc(df[col])
     variants = _case_variants(df)
     if merge_case_variants and variants:
         df["category"] = df["category"].replace({v: group[0] for group in variants for v in group[1:]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -13,6 +14,24 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 THESIS_C_GRID = (0.1, 0.01, 0.001, 0.0001)
+
+
+def split_features(features_path: Path, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each split's rows of a saved feature array, read memory-mapped.
+
+    The ``.npy`` file (shape (n_pins, d), global ``row`` order) is opened with
+    ``mmap_mode="r"``: only the pages of the rows asked for are read, so training one
+    classifier never holds the whole file (a million pins x 1,280 floats is 5 GB).
+
+    Args:
+        features_path: The model's feature file (:meth:`~pinterest_mm.store.Store.features_path`).
+        rows: Split name to the global rows of its pins, in ``split_row`` order, shape (n_split,).
+
+    Returns:
+        Split name to a float32 array of shape (n_split, d), in the order of ``rows``.
+    """
+    X = np.load(features_path, mmap_mode="r")
+    return {s: np.asarray(X[np.asarray(idx, dtype=np.int64)], dtype=np.float32) for s, idx in rows.items()}
 
 
 def parse_c_grid(text: str) -> tuple[float, ...]:
