@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
 
@@ -195,3 +196,29 @@ def tiny_store(tmp_path, tiny_manifest) -> Store:
     s = Store(tmp_path / "store")
     import_manifest(s, tiny_manifest, "tiny", TINY_CONFIG, progress=False)
     return s
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """Two one-CPU Ray nodes on this machine, the driver connected; session files in a tmp dir.
+
+    One cluster for the whole test session (the Ray engine and Ray import tests share it:
+    Ray allows one ``ray.init`` per process); skipped without Ray."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    from ray.cluster_utils import Cluster
+
+    old = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = str(tmp_path_factory.mktemp("ray"))
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False, "object_store_memory": 150 * 2**20})
+    cluster.add_node(num_cpus=1, object_store_memory=150 * 2**20)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+    if old is None:
+        os.environ.pop("RAY_TMPDIR", None)
+    else:
+        os.environ["RAY_TMPDIR"] = old

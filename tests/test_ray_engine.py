@@ -36,29 +36,6 @@ def _new_store(root: Path, manifest: Path) -> Store:
     return s
 
 
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory):
-    """Two one-CPU Ray nodes on this machine, the driver connected; session files in a tmp dir."""
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    from ray.cluster_utils import Cluster
-
-    old = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = str(tmp_path_factory.mktemp("ray"))
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False, "object_store_memory": 150 * 2**20})
-    cluster.add_node(num_cpus=1, object_store_memory=150 * 2**20)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
-    if old is None:
-        os.environ.pop("RAY_TMPDIR", None)
-    else:
-        os.environ["RAY_TMPDIR"] = old
-
-
 @pytest.fixture(scope="module")
 def pair(ray_cluster, tmp_path_factory, tiny_manifest):
     """The tiny dataset built locally and with the Ray engine: (local store, ray store, ray results)."""

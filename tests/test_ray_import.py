@@ -14,12 +14,9 @@ from pinterest_mm.store import Store  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
-    """One local two-CPU Ray session for this module, shut down after."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _temp_dir=str(tmp_path_factory.mktemp("ray")))
-    yield
-    ray.shutdown()
+def ray_session(ray_cluster):
+    """The session's Ray cluster (conftest): two one-CPU nodes."""
+    yield ray_cluster
 
 
 def test_ray_import_equals_local_import(tmp_path, tiny_manifest, ray_session, monkeypatch):

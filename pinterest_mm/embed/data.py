@@ -17,13 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ..store import Store
+from .errors import EmbedInputError
 
 WORD_MODELS = ("glove-6b-50", "word2vec-train", "fasttext-train")
 TEXT_ENCODERS = ("cnn", "minilm")  # a CNN over frozen word vectors (001 §4.3) or frozen MiniLM sentences
-
-
-class EmbedInputError(ValueError):
-    """The dataset lacks something the joint space needs; the message says what to run."""
 
 
 @dataclass

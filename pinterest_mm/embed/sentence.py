@@ -20,6 +20,7 @@ import numpy as np
 
 from ..models.base import atomic_save, fingerprint_of, load_cached_features, write_sidecar
 from ..store import Store
+from .errors import EmbedInputError
 
 SENTENCE_FEATURES = "embed-minilm-l6"  # the cached array's name under features/<dataset>/
 SENTENCE_DIM = 384
@@ -40,8 +41,6 @@ class SentenceEncoder:
         from transformers.utils import logging as hf_logging
 
         from ..models.transformer import minilm_path
-
-        from .data import EmbedInputError
 
         hf_logging.set_verbosity_error()
         try:

@@ -7,7 +7,7 @@ The pipeline, for the pins whose shards are missing:
    cuts them), become Arrow tables: one table (one block, one row) per batch.
 2. Read + decode tasks (:func:`decode_batch`, ``Dataset.map``) turn each row into a
    (batch_size, S, S, 3) uint8 tensor with the local build's decoder
-   (:func:`~pinterest_mm.models.image._load_batch`), padded with zeros to a fixed shape.
+   (:func:`~pinterest_mm.models.image.load_image_batch`), padded with zeros to a fixed shape.
 3. A pool of backbone actors (:class:`BackboneActor`, ``map_batches`` with
    ``compute=ActorPoolStrategy(min_size=1, max_size=...)``, ``num_gpus=1`` per actor when the
    cluster has GPUs) runs the network on exactly the local batch (the padding is cut off), so
@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..models.base import BuildContext, cpu_count, load_cached_features, write_sidecar
-from ..models.image import ImageFeatureModel, _load_batch, check_images_present
+from ..models.extract import load_image_batch
+from ..models.image import ImageFeatureModel, check_images_present
 from .shards import assemble, local_batches, prepare_folder, shard_dir, shard_file, shard_ranges, write_shard
 
 INSTALL_HINT = "pip install -e '.[ray]'"
@@ -163,7 +164,7 @@ def decode_batch(row: dict, size: int, batch_size: int) -> dict:
     import ray
 
     paths = [str(p) for p in row["paths"]]
-    arr, ok = _load_batch(paths, size)
+    arr, ok = load_image_batch(paths, size)
     pixels = np.zeros((batch_size, size, size, 3), dtype=np.uint8)
     good = np.zeros(batch_size, dtype=bool)
     pixels[:len(paths)], good[:len(paths)] = arr, ok

@@ -62,7 +62,7 @@ def prepare_pil(im: Image.Image, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _load_batch(paths: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+def load_image_batch(paths: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
     arr = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     ok = np.zeros(len(paths), dtype=bool)
     for i, p in enumerate(paths):
@@ -80,7 +80,7 @@ def prefetch_batches(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         pending: deque = deque()
         for paths in batches:
-            pending.append(pool.submit(_load_batch, list(paths), size))
+            pending.append(pool.submit(load_image_batch, list(paths), size))
             if len(pending) > ahead:
                 yield pending.popleft().result()
         while pending:
