@@ -7,7 +7,7 @@ The pipeline, for the pins whose shards are missing:
    cuts them), become Arrow tables: one table (one block, one row) per batch.
 2. Read + decode tasks (:func:`decode_batch`, ``Dataset.map``) turn each row into a
    (batch_size, S, S, 3) uint8 tensor with the local build's decoder
-   (:func:`~pinterest_mm.models.image.load_image_batch`), padded with zeros to a fixed shape.
+   (:func:`~pinterest_mm.models.extract.load_image_batch`), padded with zeros to a fixed shape.
 3. A pool of backbone actors (:class:`BackboneActor`, ``map_batches`` with
    ``compute=ActorPoolStrategy(min_size=1, max_size=...)``, ``num_gpus=1`` per actor when the
    cluster has GPUs) runs the network on exactly the local batch (the padding is cut off), so

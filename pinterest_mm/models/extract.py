@@ -63,6 +63,7 @@ def prepare_pil(im: Image.Image, size: int) -> np.ndarray:
 
 
 def load_image_batch(paths: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize images: (uint8 (n, size, size, 3), ok bool (n,)); a failed image is zeros."""
     arr = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     ok = np.zeros(len(paths), dtype=bool)
     for i, p in enumerate(paths):
