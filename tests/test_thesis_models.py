@@ -222,8 +222,8 @@ def test_thesis_report_tables_and_predict_page_show_all_eleven(lab):
     for name in THESIS:
         family = get_model(name).family
         assert name in [r["model"] for r in rep["single_models"][family]], (name, family)
-    chosen = select_models(out, SelectConfig())
-    assert set(chosen) >= {"bert-base", "roberta-base"}
+    chosen = select_models(out, SelectConfig(exclude_chance=False))  # the thesis's rule as written
+    assert set(chosen) >= {"bert-base", "roberta-base"}  # (the default also drops chance-level models)
     for family in ("image", "word_embedding"):  # the best 2 by validation accuracy
         accs = sorted((out.models[m].val_accuracy for m in THESIS if get_model(m).family == family), reverse=True)
         picked = sorted((out.models[m].val_accuracy for m in chosen if get_model(m).family == family), reverse=True)
@@ -242,8 +242,12 @@ def test_thesis_report_tables_and_predict_page_show_all_eleven(lab):
     assert not at.exception, at.exception
     assert at.success and at.success[0].value.startswith("Fused prediction")
     used = next(c.value for c in at.caption if "Weights used" in c.value).replace("\\", "")  # names shown as escaped text
-    for name in chosen:  # the page fuses the thesis selection of the eleven
+    default = select_models(out, SelectConfig())  # the thesis rule less chance-level models
+    assert default and set(default) <= set(chosen)
+    for name in default:  # the page fuses the default MM selection of the eleven
         assert name in used, (name, used)
+    for name in set(chosen) - set(default):
+        assert name not in used, (name, used)
 
 
 def test_timm_weights_in_every_form_load_the_same_backbone(tmp_path, monkeypatch):
@@ -314,7 +318,7 @@ def test_gpu_path_thesis_settings_and_device_choice(monkeypatch):
     cfg = get_model("bert-base").create().cfg
     assert (cfg.lr, cfg.epochs, cfg.batch_size, cfg.freeze_embeddings) == (8.35e-6, 7, 6, False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert get_model("roberta-base").create().cfg.epochs == 3
+    assert get_model("roberta-base").create().cfg.epochs == 0  # on a CPU: frozen encoder + logistic regression
 
 
 def test_other_weights_in_the_cache_rebuild_the_model(lab):

@@ -147,16 +147,27 @@ class Researcher:
     def open_fusion(self) -> None:
         r = self.goto("Fusion_lab", DATASET, f"dataset={DATASET}&method=mm&l={self.l:g}")
         self._check(r, "Fusion_lab")
-        assert f"l={self.l:g}&" in r.query_string, r.query_string
+        if f"l={self.l:g}&" not in r.query_string:  # switching the dataset re-chose l on validation
+            slider = r.widgets[L_LABEL]  # (l follows the model selection): set it, as a person would
+            r = self.client.run(r.query_string, "Fusion_lab", [(slider[0], "double_array", [self.l])], slider[1])
+            self._check(r, "Fusion_lab l")
+        self._assert_l(r, self.l)
         self.query, self.slider = r.query_string, r.widgets[L_LABEL]
+
+    @staticmethod
+    def _assert_l(r, want: float) -> None:
+        """The session's own l is on its slider, and in its URL unless it is the value chosen on
+        validation (a URL without l means that one)."""
+        ls = [p[2:] for p in r.query_string.split("&") if p.startswith("l=")]
+        shown = r.slider_values.get(L_LABEL)  # empty when this run did not send the slider
+        assert ls == [f"{want:g}"] or (ls == [] and shown == [want]), (want, r.query_string, shown)
 
     def move_slider(self) -> None:
         want = self.l + 0.25 if self.l < 19.5 else 0.25
         r = self.client.run(self.query, "Fusion_lab", [(self.slider[0], "double_array", [want])], self.slider[1])
         self._check(r, "slider")
         self.slider_s.append(r.seconds)
-        # its own value, never another session's
-        assert f"l={want:g}&" in r.query_string, (self.idx, want, r.query_string)
+        self._assert_l(r, want)  # its own value, never another session's
         self.l, self.query = want, r.query_string
 
     def predict(self) -> None:
