@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import BuildContext, configure_torch_threads
+from .torch_fit import fit_early_stopping, predict_softmax
 
 WEIGHTS = "lstm-cnn.safetensors"
 VOCAB = "lstm-cnn-vocab.json"
@@ -106,16 +107,6 @@ def _net(n_words: int, n_classes: int, cfg: LstmCnnConfig):
     return LstmCnn()
 
 
-def _predict(net, X: np.ndarray, n_classes: int, batch: int = 256) -> np.ndarray:
-    import torch
-
-    net.eval()
-    out = [np.zeros((0, n_classes), np.float32)]
-    with torch.inference_mode():
-        for s in range(0, len(X), batch):
-            out.append(torch.softmax(net(torch.from_numpy(X[s : s + batch])), dim=-1).numpy())
-    return np.concatenate(out).astype(np.float32)
-
 
 class LstmCnnClassifier:
     """The ``lstm-cnn`` registry entry (kind ``classifier``, text)."""
@@ -138,37 +129,18 @@ class LstmCnnClassifier:
         texts = {s: ctx.split_texts(s, "text_words") for s in ("train", "val", "test")}
         vocab = build_vocab(texts["train"], cfg.vocab_size)
         X = {s: encode(t, vocab, cfg.max_len) for s, t in texts.items()}
-        y = torch.as_tensor(ctx.labels["train"], dtype=torch.long)
         torch.manual_seed(cfg.seed)
         net = _net(len(vocab) + 2, ctx.n_classes, cfg)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        Xt = torch.from_numpy(X["train"])
-        best_acc, best_epoch, best_state, history = -1.0, -1, None, []
-        for epoch in range(cfg.epochs):
-            net.train()
-            order = torch.randperm(len(y), generator=gen)
-            for s in range(0, len(y), cfg.batch_size):
-                idx = order[s : s + cfg.batch_size]
-                loss = torch.nn.functional.cross_entropy(net(Xt[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            val = _predict(net, X["val"], ctx.n_classes)
-            acc = float((val.argmax(1) == ctx.labels["val"]).mean()) if len(val) else 0.0
-            history.append(acc)
-            if acc > best_acc:
-                best_acc, best_epoch = acc, epoch
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            elif epoch - best_epoch >= cfg.patience:
-                break
-        net.load_state_dict(best_state)
+        best_epoch, history = fit_early_stopping(
+            net, X["train"], ctx.labels["train"], X["val"], ctx.labels["val"], n_classes=ctx.n_classes,
+            lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            patience=cfg.patience, seed=cfg.seed)
         save_model(net, str(ctx.checkpoints / WEIGHTS))
         (ctx.checkpoints / VOCAB).write_text(json.dumps({"n_classes": ctx.n_classes, "words": vocab}))
-        probs = {s: _predict(net, X[s], ctx.n_classes) for s in ("val", "test")}
+        probs = {s: predict_softmax(net, X[s], ctx.n_classes) for s in ("val", "test")}
         unknown = float((X["val"] == UNK).sum() / max((X["val"] != PAD).sum(), 1))
         params = {**asdict(cfg), "best_epoch": best_epoch + 1, "epochs_run": len(history),
-                  "epoch_val_accuracy": history, "n_train": int(len(y)), "vocab_words": len(vocab),
+                  "epoch_val_accuracy": history, "n_train": int(len(X["train"])), "vocab_words": len(vocab),
                   "val_unknown_word_share": unknown}
         return {"probs": probs, "params": params, "cv_score": None}
 
@@ -194,6 +166,6 @@ class LstmCnnClassifier:
                 if texts is None:
                     raise ValueError(f"{name} is a text model: pass texts=")
                 ids = encode([" ".join(clean_words(t)) for t in texts], vocab, cfg.max_len)
-                return _predict(net, ids, n_classes)
+                return predict_softmax(net, ids, n_classes)
 
         return _Predictor()

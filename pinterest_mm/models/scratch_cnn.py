@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .base import BuildContext, configure_torch_threads
+from .torch_fit import fit_early_stopping, predict_softmax
 
 WEIGHTS = "cnn.safetensors"
 
@@ -83,15 +84,12 @@ def load_images(paths, size: int) -> np.ndarray:
     return to_array(imgs, size)
 
 
-def _predict(net, X: np.ndarray, batch: int = 256) -> np.ndarray:
+def _random_flip(batch, gen):
+    """Flip each image of a (b, 3, H, W) tensor batch left-right with probability 1/2."""
     import torch
 
-    net.eval()
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(X), batch):
-            out.append(torch.softmax(net(torch.from_numpy(X[s : s + batch])), dim=-1).numpy())
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, net[-1].out_features), np.float32)
+    flip = torch.rand(len(batch), generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], batch.flip(-1), batch)
 
 
 class ScratchCnnClassifier:
@@ -116,41 +114,17 @@ class ScratchCnnClassifier:
         cfg = self.cfg
         paths = ctx.pins["image"].to_numpy()
         X = {s: load_images(paths[ctx.rows[s]], cfg.image_size) for s in ("train", "val", "test")}
-        y = torch.as_tensor(ctx.labels["train"], dtype=torch.long)
         torch.manual_seed(cfg.seed)
         net = _net(ctx.n_classes, cfg)
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        Xt = torch.from_numpy(X["train"])
-        best_acc, best_epoch, best_state, history = -1.0, -1, None, []
-        for epoch in range(cfg.epochs):
-            net.train()
-            order = torch.randperm(len(y), generator=gen)
-            for s in range(0, len(y), cfg.batch_size):
-                idx = order[s : s + cfg.batch_size]
-                if len(idx) < 2:  # batch norm needs two images
-                    continue
-                xb = Xt[idx]
-                flip = torch.rand(len(idx), generator=gen) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-                loss = torch.nn.functional.cross_entropy(net(xb), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            val = _predict(net, X["val"])
-            acc = float((val.argmax(1) == ctx.labels["val"]).mean()) if len(val) else 0.0
-            history.append(acc)
-            if acc > best_acc:
-                best_acc, best_epoch = acc, epoch
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            elif epoch - best_epoch >= cfg.patience:
-                break
-        net.load_state_dict(best_state)
+        best_epoch, history = fit_early_stopping(
+            net, X["train"], ctx.labels["train"], X["val"], ctx.labels["val"], n_classes=ctx.n_classes,
+            lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            patience=cfg.patience, seed=cfg.seed, augment=_random_flip, min_batch=2)  # batch norm: 2 images
         save_model(net, str(ctx.checkpoints / WEIGHTS))
         (ctx.checkpoints / "predictor.json").write_text(json.dumps({"n_classes": ctx.n_classes}))
-        probs = {s: _predict(net, X[s]) for s in ("val", "test")}
+        probs = {s: predict_softmax(net, X[s], ctx.n_classes) for s in ("val", "test")}
         params = {**asdict(self.cfg), "best_epoch": best_epoch + 1, "epochs_run": len(history),
-                  "epoch_val_accuracy": history, "n_train": int(len(y))}
+                  "epoch_val_accuracy": history, "n_train": int(len(X["train"]))}
         return {"probs": probs, "params": params, "cv_score": None}
 
     def predictor(self, folder: Path, n_classes: int):
@@ -168,6 +142,6 @@ class ScratchCnnClassifier:
                     raise ValueError(f"{name} is an image model: pass images=")
                 from ..data.clean import upright
 
-                return _predict(net, to_array([upright(im) for im in images], size))
+                return predict_softmax(net, to_array([upright(im) for im in images], size), n_classes)
 
         return _Predictor()
