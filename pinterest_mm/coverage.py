@@ -162,3 +162,12 @@ def dataset_coverage(store, dataset: str) -> dict[str, dict]:
     recs = [{"name": r["model"], "family": r["family"], "params": r["params"]}
             for r in store.models(dataset).to_dict("records")]
     return {m: c.to_dict() for m, c in text_coverage(store, dataset, recs).items()}
+
+
+def coverage_warnings(store, dataset: str, models: list[str]) -> list[str]:
+    """The unknown-words warnings of those of ``models`` (built word-embedding or transformer
+    models of ``dataset``) whose vocabulary misses much of the text (what ``build`` prints)."""
+    wanted = set(models)
+    recs = [{"name": r["model"], "family": r["family"], "params": r["params"]}
+            for r in store.models(dataset).to_dict("records") if r["model"] in wanted]
+    return [w for c in text_coverage(store, dataset, recs).values() if (w := unknown_warning(c))]

@@ -88,3 +88,17 @@ def test_import_summary_prints_split_counts_as_text(tmp_path, tiny_manifest, mon
     assert main(["import", str(tiny_manifest), "--name", "t", "--min-per-class", "5", "--quiet"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Imported 't'"))
     assert "{" not in line and "splits train " in line and ", val " in line and ", test " in line
+
+
+def test_build_warns_when_a_text_model_knows_too_few_words(tiny_store, monkeypatch, capsys):
+    """`build` prints the unknown-words warning of the text models it built: none for GloVe on
+    the tiny English dataset at the default levels, one when the levels are 0 (every model warns)."""
+    from pinterest_mm import coverage
+
+    monkeypatch.setenv("PINTEREST_MM_HOME", str(tiny_store.path.parent))
+    assert main(["build", "tiny", "--models", "glove-6b-50", "--quiet"]) == 0
+    assert "knows no word" not in capsys.readouterr().err
+    monkeypatch.setattr(coverage, "PINS_WARN", 0.0)
+    monkeypatch.setattr(coverage, "TOKENS_WARN", 0.0)
+    assert main(["build", "tiny", "--models", "glove-6b-50", "--quiet"]) == 0  # cached: still checked
+    assert "warning: glove-6b-50 knows no word" in capsys.readouterr().err

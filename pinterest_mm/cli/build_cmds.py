@@ -73,6 +73,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     results = build(store, args.name, models, progress=not args.quiet, logreg=logreg,
                     runtime=runtime_settings(args), engine=args.engine, address=args.address)
     print(format_build_summary(results))
+    from ..coverage import coverage_warnings
+
+    for warning in coverage_warnings(store, args.name, [r["model"] for r in results if r["status"] in ("built", "cached")]):
+        print(f"warning: {warning}", file=sys.stderr)
     status = build_status(results, args.name)
     if repeats is not None and status == 0:
         from ..repeats import format_repeats, run_repeats
