@@ -107,4 +107,4 @@ extra = {pid: [f"predicted: {c} ({p:.2f})"] for pid, c, p in zip(mine["pin_id"],
 pins = data.pins_by_pin_id(ds, ver)
 widgets.pin_cards(pins.loc[mine["pin_id"]], extra=extra, max_pins=PINS_PAGE)
 
-topk_section(out, r)  # seed 003: top-K interests of the test users
+topk_section(ds, ver, s.method, cfg)  # seed 003: top-K interests of the test users

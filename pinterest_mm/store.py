@@ -46,14 +46,8 @@ __all__ = [  # the errors and name check live in .store_db; callers import them 
 class Store(StoreDatabase):
     """Handle on one store folder: its datasets, models, probabilities and fused results.
 
-    Args:
-        root: The store folder; default :func:`pinterest_mm.config.home`.
-        read_only: Open the database read-only (several readers may share it; works on a
-            read-only filesystem). Nothing is created or written.
-
-    Raises:
-        StoreError: The folder or file cannot be created or opened as asked (the message
-            says whether it is damaged, locked, read-only, full, ...).
+    Opened as :class:`~.store_db.StoreDatabase` is (same ``root`` and ``read_only`` arguments,
+    same :class:`StoreError` when the folder or file cannot be opened as asked).
     """
 
     # ------------------------------------------------------------------ datasets

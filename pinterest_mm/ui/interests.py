@@ -8,7 +8,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from ..topk_interests import VARIANTS, TopKReport, topk_report
+from ..topk_interests import VARIANTS, TopKReport
+from . import results
 from .text import md_text, plotly_text
 
 _COLORS = {"fused": "#1f77b4", "fused + history": "#d62728"}
@@ -34,16 +35,12 @@ def topk_figure(rep: TopKReport) -> go.Figure:
     ))
 
 
-def topk_section(out, fused) -> None:
-    """Draw 003's top-K interests of the test users from a fusion result.
-
-    Args:
-        out: The dataset's :class:`~pinterest_mm.outputs.Outputs`.
-        fused: A :class:`~pinterest_mm.fusion.FusionResult` (its val and test probabilities).
-    """
+def topk_section(dataset: str, ver: str, method: str, config_json: str) -> None:
+    """Draw 003's top-K interests of the test users from a fusion setting's predictions
+    (computed once per setting: :func:`.results.topk_interests`, cached)."""
     st.subheader("Top-K interests (seed 003)")
     try:
-        rep = topk_report(out, {"val": fused.val_probs, "test": fused.test_probs})
+        rep = results.topk_interests(dataset, ver, method, config_json)
     except ValueError as exc:
         st.info(md_text(str(exc), 400))
         return

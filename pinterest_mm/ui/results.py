@@ -114,6 +114,16 @@ def user_report(dataset: str, ver: str, method: str, config_json: str, splits: t
                    splits=splits, mode=mode, k=k, min_pins=min_pins)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def topk_interests(dataset: str, ver: str, method: str, config_json: str):
+    """:func:`pinterest_mm.topk_interests.topk_report` of a fusion's val and test probabilities
+    (cached per fusion setting; a ValueError is raised, not cached)."""
+    from ..topk_interests import topk_report
+
+    r = fused(dataset, ver, method, config_json)
+    return topk_report(outputs(dataset, ver), {"val": r.val_probs, "test": r.test_probs})
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def unknown_words(dataset: str, ver: str) -> dict:
     """:func:`pinterest_mm.coverage.dataset_coverage` (model -> unknown-word counts and warning), cached."""
