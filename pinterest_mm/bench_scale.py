@@ -61,13 +61,20 @@ class ScaleBenchConfig:
 
 @dataclass
 class StageResult:
-    """One stage's cost: seconds, peak RSS (MB) of its process and of its children, extras."""
+    """One stage's cost: wall and CPU seconds, peak RSS (MB) of its process and of its children, extras.
+
+    ``cpu_seconds`` is user + system time of the stage's process and of the children it waited
+    for (decode workers); it is the figure to compare across runs on a shared, loaded machine,
+    where wall seconds grow with other people's load. Ray's workers are not the stage's children,
+    so on the Ray engine it covers the driver only.
+    """
 
     stage: str
     seconds: float
     peak_rss_mb: float
     children_peak_rss_mb: float
     extra: dict = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
 
 def _peak_mb(who: int) -> float:
@@ -146,13 +153,19 @@ _RUN = {"generate": _stage_generate, "import": _stage_import, "build": _stage_bu
         "report": _stage_report, "slider": _stage_slider}
 
 
+def _cpu_seconds() -> float:
+    """User + system seconds of this process and of its reaped children so far."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def _child(stage: str, data: Path, home: Path, cfg: dict, out: Path) -> None:
     os.environ["PINTEREST_MM_HOME"] = str(home)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     extra = _RUN[stage](data, home, cfg)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     result = StageResult(stage, round(seconds, 3), round(_peak_mb(resource.RUSAGE_SELF), 1),
-                         round(_peak_mb(resource.RUSAGE_CHILDREN), 1), extra)
+                         round(_peak_mb(resource.RUSAGE_CHILDREN), 1), extra, round(cpu, 3))
     out.write_text(json.dumps(asdict(result), default=str))
 
 
@@ -197,7 +210,8 @@ def run_scale_bench(config: ScaleBenchConfig, *, echo=None) -> dict:
 
     Returns:
         A JSON-able dict: config, machine (CPUs, load average at the start), ``stages`` (one
-        dict per stage: seconds, peak_rss_mb, children_peak_rss_mb, ms_per_pin, extra) and
+        dict per stage: seconds, cpu_seconds, peak_rss_mb, children_peak_rss_mb, ms_per_pin,
+        cpu_ms_per_pin, extra) and
         ``total_seconds`` / ``total_ms_per_pin`` (generation excluded: it is not the lab's work).
     """
     _check(config)
@@ -215,13 +229,16 @@ def run_scale_bench(config: ScaleBenchConfig, *, echo=None) -> dict:
     finally:
         if config.keep is None:
             shutil.rmtree(base, ignore_errors=True)
-    rows = [{**asdict(s), "ms_per_pin": round(s.seconds * 1000 / config.pins, 4)} for s in stages]
+    rows = [{**asdict(s), "ms_per_pin": round(s.seconds * 1000 / config.pins, 4),
+             "cpu_ms_per_pin": round(s.cpu_seconds * 1000 / config.pins, 4)} for s in stages]
     lab = [s for s in stages if s.stage != "generate"]
     total = sum(s.seconds for s in lab)
+    total_cpu = sum(s.cpu_seconds for s in lab)
     machine["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     return {"config": {**asdict(config), "keep": str(config.keep) if config.keep else None},
             "machine": machine, "stages": rows, "total_seconds": round(total, 2),
             "total_ms_per_pin": round(total * 1000 / config.pins, 4),
+            "total_cpu_seconds": round(total_cpu, 2), "total_cpu_ms_per_pin": round(total_cpu * 1000 / config.pins, 4),
             "peak_rss_mb": max(s.peak_rss_mb for s in stages)}
 
 
@@ -230,15 +247,16 @@ def format_scale_bench(result: dict) -> str:
     from .textable import text_table
 
     c = result["config"]
-    rows = [[s["stage"], s["seconds"], s["ms_per_pin"], s["peak_rss_mb"], s["children_peak_rss_mb"]]
-            for s in result["stages"]]
+    rows = [[s["stage"], s["seconds"], s["ms_per_pin"], s.get("cpu_ms_per_pin"), s["peak_rss_mb"],
+             s["children_peak_rss_mb"]] for s in result["stages"]]
     rows.append(["total (no generate)", result["total_seconds"], result["total_ms_per_pin"],
-                 result["peak_rss_mb"], None])
+                 result.get("total_cpu_ms_per_pin"), result["peak_rss_mb"], None])
     head = (f"scale benchmark: {c['pins']:,} pins, engine {c['engine']}, models {', '.join(c['models'])}; "
             f"{result['machine']['cpus']} CPUs, load {result['machine']['load_avg_start']}")
     slider = next((s["extra"] for s in result["stages"] if s["stage"] == "slider"), {})
     tail = f"one slider move: {slider.get('move_ms_median')} ms (median of 5)" if slider else ""
-    table = text_table(["stage", "seconds", "ms / pin", "peak RSS MB", "children MB"], rows, digits=3)
+    table = text_table(["stage", "seconds", "ms / pin", "CPU ms / pin", "peak RSS MB", "children MB"], rows,
+                       digits=3)
     return "\n".join(x for x in (head, table, tail) if x)
 
 

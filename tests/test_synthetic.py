@@ -81,6 +81,9 @@ def test_scale_bench_runs_every_stage(tmp_path):
     for s in stages.values():
         assert s["seconds"] > 0 and s["peak_rss_mb"] > 50 and s["ms_per_pin"] == pytest.approx(
             s["seconds"] * 1000 / 600, rel=1e-3)
+        # CPU time is measured (the interpreter's imports alone cost CPU) and reported per pin
+        assert s["cpu_seconds"] > 0.05 and s["cpu_ms_per_pin"] == pytest.approx(s["cpu_seconds"] * 1000 / 600, rel=1e-3)
+    assert res["total_cpu_seconds"] == pytest.approx(sum(s["cpu_seconds"] for s in res["stages"][1:]), abs=0.02)
     assert stages["import"]["extra"]["pins_kept"] == 600  # nothing dropped: no duplicate images
     assert stages["build"]["extra"]["tfidf-lr"]["status"] == "built"
     assert stages["build"]["extra"]["tfidf-lr"]["test_accuracy"] > 0.5
