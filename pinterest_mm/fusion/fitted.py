@@ -111,6 +111,10 @@ def ensemble_selection(prob_stack_val: np.ndarray, y_val: np.ndarray, start: int
     def scores(p: np.ndarray) -> tuple[float, float]:
         return float(-np.log(np.maximum(p[rows, y], eps)).mean()), float((p.argmax(1) == y).mean())
 
+    # A trial's log-loss reads only the true class's probability: adding a model is tried on
+    # those columns, shape (M, n_val), C times less work than on the whole (n_val, C) average
+    # and the same numbers (the sums are elementwise).
+    true = stack[:, rows, y]
     counts = np.zeros(M)
     counts[start] = 1
     total = stack[start].copy()
@@ -118,12 +122,13 @@ def ensemble_selection(prob_stack_val: np.ndarray, y_val: np.ndarray, start: int
     best_counts, best_loss = counts.copy(), loss
     for _ in range(rounds):
         k = counts.sum()
-        trials = [scores((total + stack[j]) / (k + 1))[0] for j in range(M)]
+        total_true = total[rows, y]
+        trials = [float(-np.log(np.maximum((total_true + true[j]) / (k + 1), eps)).mean()) for j in range(M)]
         j = int(np.argmin(trials))  # ties: the first (candidates come best-first)
         counts[j] += 1
         total += stack[j]
-        loss, acc = scores(total / counts.sum())
-        if loss < best_loss and acc >= acc0:
+        loss = trials[j]  # the log-loss of the new average, computed just above
+        if loss < best_loss and scores(total / counts.sum())[1] >= acc0:  # accuracy only when it matters
             best_counts, best_loss = counts.copy(), loss
     return best_counts / best_counts.sum()
 
