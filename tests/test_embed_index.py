@@ -124,7 +124,7 @@ def test_a_saved_index_is_loaded_not_rebuilt_and_answers_the_same(vectors, kind,
         assert a.tolist() == b.tolist() and np.array_equal(sa, sb)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "no-json", "bad-json"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "flipped-bytes", "no-json", "bad-json"])
 def test_a_damaged_index_file_is_rebuilt_with_a_message(vectors, damage, tmp_path, monkeypatch):
     X, Q = vectors
     said = []
@@ -135,7 +135,11 @@ def test_a_damaged_index_file_is_rebuilt_with_a_message(vectors, damage, tmp_pat
         json.loads(meta.read_text())  # the JSON alone still looks fine
     elif damage == "garbage":
         size = f.stat().st_size
-        f.write_bytes(os.urandom(size))  # same size: only faiss's reader can tell
+        f.write_bytes(os.urandom(size))  # same size, not a faiss file
+    elif damage == "flipped-bytes":
+        b = bytearray(f.read_bytes())
+        b[len(b) // 2: len(b) // 2 + 64] = os.urandom(64)  # inside the vectors: faiss reads it without error
+        f.write_bytes(bytes(b))
     elif damage == "no-json":
         meta.unlink()
     else:

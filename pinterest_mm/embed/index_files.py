@@ -2,8 +2,8 @@
 rebuild it.
 
 Two files per index, from a path stem ``P``: ``P.faiss`` (``faiss.write_index``; the tuned
-``nprobe`` / ``efSearch`` is part of it) and ``P.json`` (the fingerprint it was built for, its
-kind, byte size and measured recall). Both are written to a temporary file and renamed; the
+``nprobe`` / ``efSearch`` is part of it) and ``P.json`` (the fingerprint it was built for, the
+file's own BLAKE2b digest, its kind and measured recall). Both are written to a temporary file and renamed; the
 JSON is written last and removed first, so its presence means the pair is complete. The
 fingerprint is a BLAKE2b hash of the vectors' shape and float32 bytes, of the tuning queries
 and of the :class:`~pinterest_mm.embed.index.IndexConfig`: other vectors (a retrained space)
@@ -39,6 +39,12 @@ def fingerprint(X: np.ndarray, Q: np.ndarray, config: dict) -> str:
     return h.hexdigest()
 
 
+def _file_digest(path: Path) -> str:
+    """BLAKE2b of a file's bytes (damage anywhere in it, not only a short read, changes it)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=20)).hexdigest()
+
+
 def _paths(stem: Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".faiss"), stem.with_name(stem.name + ".json")
 
@@ -61,8 +67,8 @@ def load(stem: Path, key: str, shape: tuple[int, int], say: Callable[[str], None
         meta = json.loads(meta_path.read_text())
         if meta.get("key") != key:
             why = "was built from other vectors or settings"
-        elif idx_path.stat().st_size != meta["bytes"]:
-            why = f"has {idx_path.stat().st_size:,} bytes, not the {meta['bytes']:,} written"
+        elif _file_digest(idx_path) != meta["digest"]:
+            why = "is damaged (its bytes are not those written)"
         else:
             index = faiss.read_index(str(idx_path))
             if (index.ntotal, index.d) != tuple(shape):
@@ -78,7 +84,7 @@ def load(stem: Path, key: str, shape: tuple[int, int], say: Callable[[str], None
 
 
 def save(index, stem: Path, key: str, info: dict, say: Callable[[str], None]) -> bool:
-    """Write the faiss ``index`` and a JSON of ``key``, its byte size and ``info`` (its kind,
+    """Write the faiss ``index`` and a JSON of ``key``, the file's digest and ``info`` (its kind,
     recall, ...) at ``stem`` (see the module docstring); False (after a one-line message) when
     the folder cannot be written: the index is then only in memory."""
     import faiss
@@ -90,7 +96,7 @@ def save(index, stem: Path, key: str, info: dict, say: Callable[[str], None]) ->
         tmp = _tmp(idx_path)
         faiss.write_index(index, str(tmp))
         os.replace(tmp, idx_path)
-        meta = {**info, "key": key, "bytes": idx_path.stat().st_size, "format": FORMAT}
+        meta = {**info, "key": key, "digest": _file_digest(idx_path), "format": FORMAT}
         tmp = _tmp(meta_path)
         tmp.write_text(json.dumps(meta))
         os.replace(tmp, meta_path)
