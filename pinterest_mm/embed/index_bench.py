@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .index import ExactIndex, IndexConfig, _top, build_index, default_nlist, faiss_index, recall_at_k
+from .index import ExactIndex, IndexConfig, build_index, faiss_index, recall_at_k
 from .space import unit
 
-BACKENDS = ("numpy", "flat", "ivf", "ivf4", "hnsw", "sklearn-ivf")
+BACKENDS = ("numpy", "flat", "ivf", "ivf4", "hnsw")
 
 
 @dataclass(frozen=True)
@@ -117,86 +117,6 @@ def _median_ms(fn, queries) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
-class IVFIndex:  # the hand-rolled IVF, measured against faiss before its removal
-    """IVF-Flat over (N, D) unit rows (see the module docstring).
-
-    Args:
-        vectors: (N, D) float32 unit rows.
-        nlist: Number of lists.
-        nprobe: Lists scanned per query (tune with :meth:`calibrate`).
-        train_size: Vectors k-means is fitted on (a seeded sample).
-        seed: Of the sample and k-means.
-    """
-
-    kind = "ivf"
-
-    def __init__(self, vectors: np.ndarray, nlist: int, nprobe: int = 8, train_size: int = 100_000,
-                 seed: int = 0) -> None:
-        from sklearn.cluster import MiniBatchKMeans
-
-        X = np.asarray(vectors, np.float32)
-        n = len(X)
-        nlist = int(max(1, min(nlist, n)))
-        rng = np.random.default_rng(seed)
-        sample = X[np.sort(rng.choice(n, min(n, max(train_size, nlist)), replace=False))]
-        # random initial centres: k-means++ costs more than the fit at thousands of lists
-        km = MiniBatchKMeans(n_clusters=nlist, init="random", batch_size=8192, n_init=1, max_iter=10,
-                             random_state=seed).fit(sample)
-        C = km.cluster_centers_.astype(np.float32)
-        self.centroids = C
-        self._half_norm = 0.5 * (C * C).sum(1)
-        lists = np.concatenate([self._nearest_list(X[a:a + 65536]) for a in range(0, n, 65536)])
-        order = np.argsort(lists, kind="stable")
-        self.ids = order.astype(np.int64)  # position in the stored order -> original row
-        self.vectors = np.ascontiguousarray(X[order])
-        self.offsets = np.concatenate([[0], np.cumsum(np.bincount(lists, minlength=nlist))]).astype(np.int64)
-        self.nprobe = int(max(1, min(nprobe, nlist)))
-        self.recall: float | None = None  # measured by calibrate()
-
-    @property
-    def nlist(self) -> int:
-        return len(self.centroids)
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def _nearest_list(self, X: np.ndarray) -> np.ndarray:
-        """The list of each row: the nearest centroid in L2 (argmax x.c - |c|^2 / 2)."""
-        return np.argmax(X @ self.centroids.T - self._half_norm, axis=1)
-
-    def search(self, query: np.ndarray, k: int = 10, exclude: np.ndarray | None = None,
-               nprobe: int | None = None):
-        """Like :meth:`ExactIndex.search`, scanning the ``nprobe`` lists nearest the query."""
-        q = np.asarray(query, np.float32)
-        p = int(min(nprobe or self.nprobe, self.nlist))
-        lists = _top(self.centroids @ q - self._half_norm, p)
-        starts, ends = self.offsets[lists], self.offsets[lists + 1]
-        scores = np.concatenate([self.vectors[a:b] @ q for a, b in zip(starts, ends)])
-        lengths = ends - starts  # positions of the scanned rows: the ranges [start, end) end to end
-        pos = np.arange(int(lengths.sum())) + np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        rows = self.ids[pos]
-        if exclude is not None and len(exclude):
-            scores[np.isin(rows, np.asarray(exclude))] = -np.inf
-        top = _top(scores, k)
-        return rows[top], scores[top]
-
-    def calibrate(self, queries: np.ndarray, exact: ExactIndex, k: int = 10, target: float = 0.95) -> float:
-        """Set ``nprobe`` to the smallest of 1, 2, 4, ... (up to ``nlist``) whose mean recall@k
-        against ``exact`` on ``queries`` (m, D) reaches ``target``; return that recall."""
-        truth = exact.search_many(queries, k)
-        p = 1
-        while True:
-            rec = float(np.mean([recall_at_k(self.search(q, k, nprobe=p)[0], t) for q, t in zip(queries, truth)]))
-            if rec >= target or p >= self.nlist:
-                self.nprobe, self.recall = p, rec
-                return rec
-            p = min(2 * p, self.nlist)
-
-    def describe(self) -> dict:
-        return {"kind": self.kind, "n": len(self), "nlist": self.nlist, "nprobe": self.nprobe,
-                "calibration_recall": self.recall}
-
-
 def _faiss_mb(index) -> float:
     """MB a faiss index holds (its serialized size: the vectors' copy, lists or graph)."""
     import faiss
@@ -213,11 +133,6 @@ def _build(backend: str, X: np.ndarray, tune: np.ndarray, cfg: IndexConfig, thre
         index, mb = ExactIndex(X), 0.0
     elif backend == "flat":
         index = faiss_index(X, cfg, "flat")
-    elif backend == "sklearn-ivf":
-        nlist = default_nlist(len(X))
-        index = IVFIndex(X, nlist, train_size=40 * nlist, seed=cfg.seed)
-        index.calibrate(tune, ExactIndex(X), cfg.k, cfg.target_recall)
-        mb = (index.vectors.nbytes + index.ids.nbytes + index.centroids.nbytes) / 2**20
     else:
         kind = "hnsw" if backend == "hnsw" else "ivf"
         cfg = replace(cfg, approximate=kind, nlist_per_sqrt=4.0 if backend == "ivf4" else cfg.nlist_per_sqrt)
@@ -229,7 +144,7 @@ def _build(backend: str, X: np.ndarray, tune: np.ndarray, cfg: IndexConfig, thre
         for f in folder.glob(f"{backend}.*"):
             f.unlink()
     build_s, build_cpu = (time.perf_counter() - t0) - (load_s or 0.0), time.process_time() - c0
-    if backend not in ("numpy", "sklearn-ivf"):
+    if backend != "numpy":
         mb = _faiss_mb(index.index)
     return index, build_s, build_cpu, load_s, mb
 
@@ -244,7 +159,7 @@ def measure(name: str, X: np.ndarray, Q: np.ndarray, cfg: IndexConfig, backends=
     folder = Path(tempfile.mkdtemp(prefix="pmm-index-bench-"))
     try:
         for backend in backends:
-            for t in ((1,) if backend in ("numpy", "sklearn-ivf") else threads):
+            for t in ((1,) if backend == "numpy" else threads):
                 index, build_s, build_cpu, load_s, mb = _build(backend, X, tune, cfg, t, folder)
                 rec = float(np.mean([recall_at_k(f, tr) for f, tr in
                                      zip((index.search(q, k)[0] for q in held), truth)]))
