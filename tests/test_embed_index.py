@@ -42,8 +42,8 @@ def test_exact_below_the_threshold_faiss_ivf_above(vectors):
     assert isinstance(build_index(X[:1_999], SMALL), ExactIndex)
     idx = build_index(X, SMALL, queries=Q[:150])
     assert isinstance(idx, FaissIndex) and idx.describe()["kind"] == "ivf" and not idx.exact
-    assert idx.describe()["nlist"] == 77  # sqrt(6000)
-    assert build_index(X, IndexConfig(exact_below=2_000, nlist_per_sqrt=4)).describe()["nlist"] == 310
+    assert idx.describe()["nlist"] == 310  # 4 sqrt(6000)
+    assert build_index(X, IndexConfig(exact_below=2_000, nlist_per_sqrt=1)).describe()["nlist"] == 77
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])

@@ -1,18 +1,52 @@
 """Nearest-neighbour indexes over unit vectors (cosine = inner product), chosen by size.
 
-- Below ``IndexConfig.exact_below`` vectors: exact search, :class:`ExactIndex` (one NumPy
-  matrix product and a partial sort; no build, no copy of the vectors).
+- Below ``IndexConfig.exact_below`` vectors (200,000): exact search, :class:`ExactIndex` (one
+  NumPy matrix product and a partial sort; no build, no copy of the vectors).
 - From there on: a faiss (``faiss-cpu``) index with the inner-product metric,
-  :class:`FaissIndex`, of the kind ``IndexConfig.approximate`` names:
-  ``ivf`` (``IndexIVFFlat``: spherical k-means lists, a query scans the ``nprobe`` lists whose
-  centroids are nearest) or ``hnsw`` (``IndexHNSWFlat``, a graph walked with a beam of
-  ``efSearch``); ``flat`` (``IndexFlatIP``, exact) is there for comparison. The search
-  parameter (``nprobe`` / ``efSearch``) is tuned when the index is built, by measurement: the
-  smallest of 1, 2, 4, ... (16, 32, ... for ``efSearch``) whose recall@k against exact search on
-  sample queries reaches ``target_recall`` (0.95).
+  :class:`FaissIndex`, of the kind ``IndexConfig.approximate`` names: ``ivf`` (the default:
+  ``IndexIVFFlat``, spherical k-means into ``4 sqrt(N)`` lists; a query scans the ``nprobe``
+  lists whose centroids are nearest), ``hnsw`` (``IndexHNSWFlat``, M = 32, a graph walked with
+  a beam of ``efSearch``) or ``flat`` (``IndexFlatIP``, exact). The search parameter is tuned
+  when the index is built, by measurement: the smallest of 1, 2, 4, ... (``nprobe``) or 16,
+  32, ... (``efSearch``) whose recall@k against exact search on sample queries reaches
+  ``target_recall`` (0.95). One faiss thread (``threads``).
 
 A built approximate index is saved next to the space (:mod:`.index_files`) and reused when the
-space loads again.
+space loads again (at 1M vectors: 7-10 s to load against 208 s to rebuild).
+
+Why these (``pinterest-mm bench index``: one run with ``--threads 1,2`` up to 399k vectors,
+one at 1M; 2 shared cores at load 5-12). Cells: CPU ms of one query (median of 100 held-out
+queries, k = 10, one thread) / recall@10 against exact search on those queries; build = wall
+seconds incl. hashing and saving. ivf = ``sqrt(N)`` lists, ivf4 = ``4 sqrt(N)``; sklearn = the
+hand-rolled scikit-learn + NumPy IVF this module had before (measured at commit 80a2c1c):
+
+=================  ======  ======  ===========  ===========  ==============  ===========
+vectors, N         numpy   flat    ivf          ivf4         hnsw            sklearn
+=================  ======  ======  ===========  ===========  ==============  ===========
+clustered 30k      3.7     1.3     1.1 / .96    1.3 / .99    0.36 / .98      2.7 / .98
+ build s                   0.1     1.0          2.9          18              15
+clustered 200k     23      12      6.7 / .95    0.08 / .92   0.36 / .94      14 / .96
+ build s                   0.5     17           61           165             10
+GloVe 399k (50-d)  11.7    4.1     0.73 / .98   0.54 / .98   0.44 / .98      1.5 / .99
+ build s                   0.1     2.0          14           138             8.6
+clustered 1M       110     37      13.5 / .97   0.12 / .96   28 / .96        33 / .95
+ build s                   1.6     60           258          992             208
+=================  ======  ======  ===========  ===========  ==============  ===========
+
+(clustered: D = 256 around 2,000 centres, see :mod:`.index_bench`; the 4 sqrt(N) lists of
+ivf4 come close to those 2,000 centres at 200k and 1M, hence its nprobe of 2-4 there (at 200k
+tuned to 0.952 at nprobe 4 on 100 queries, 0.92 on the held-out ones); on the real GloVe
+vectors ivf4 is 1.35x faster than ivf.) faiss's IVF answers with 2.0-2.4x less CPU than the
+hand-rolled one with the same number of lists, at every size, so the latter is gone. HNSW
+searches about as fast as ivf4 up to 400k (~0.4 ms) but builds 3-10x slower than ivf4, adds
+its graph to memory (+50 MB at 200k, +100 MB on GloVe, +260 MB at 1M over the vectors' copy)
+and on the 1M 256-d set needed efSearch 4,096 for 0.95 (28 ms). Hence ivf with ``4 sqrt(N)``
+lists; its build (3.5-4 minutes of wall clock at 1M on the loaded cores, 90 s of CPU) is paid
+once per space. Exact NumPy search stays below 200,000 vectors: at most ~23 ms of CPU there
+(faiss's flat index halves it but copies the vectors), no build, no file, exact. Two faiss
+threads on these shared cores shortened some builds (ivf4 at 200k 37 s against 61 s, HNSW by
+10 %) and lengthened others (ivf4 on GloVe 54 s against 14 s, every build at 30k), mostly at
+more CPU; one query gains nothing from them (a flat query cost 4-6x the CPU with two): hence one.
 """
 
 from __future__ import annotations
@@ -35,7 +69,8 @@ class IndexConfig:
     Attributes:
         exact_below: Exact NumPy search below this many vectors, a faiss index from there on.
         approximate: The faiss index from there on: ``ivf``, ``hnsw`` or ``flat`` (exact).
-        nlist: IVF lists (None: ``nlist_per_sqrt * sqrt(N)``, at least 8).
+        nlist: IVF lists (None: ``nlist_per_sqrt * sqrt(N)``, at least 8; 4 sqrt(N) was
+            measured faster to search than sqrt(N) at the same recall, see the module docstring).
         nlist_per_sqrt: See ``nlist``.
         train_per_list: IVF k-means is fitted on at most ``train_per_list * nlist`` sampled vectors.
         hnsw_m: HNSW neighbours per node (``M``).
@@ -50,7 +85,7 @@ class IndexConfig:
     exact_below: int = 200_000
     approximate: str = "ivf"
     nlist: int | None = None
-    nlist_per_sqrt: float = 1.0
+    nlist_per_sqrt: float = 4.0
     train_per_list: int = 64
     hnsw_m: int = 32
     ef_construction: int = 40
@@ -221,9 +256,8 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return 1.0 if len(truth) == 0 else len(np.intersect1d(found, truth)) / len(truth)
 
 
-def default_nlist(n: int, per_sqrt: float = 1.0) -> int:
-    """``per_sqrt * sqrt(n)`` lists, at least 8 and at most n (1,000 at one million vectors
-    with ``per_sqrt`` 1)."""
+def default_nlist(n: int, per_sqrt: float = 4.0) -> int:
+    """``per_sqrt * sqrt(n)`` lists, at least 8 and at most n (4,000 at one million vectors)."""
     return int(min(n, max(8, round(per_sqrt * np.sqrt(n)))))
 
 

@@ -135,7 +135,7 @@ def _build(backend: str, X: np.ndarray, tune: np.ndarray, cfg: IndexConfig, thre
         index = faiss_index(X, cfg, "flat")
     else:
         kind = "hnsw" if backend == "hnsw" else "ivf"
-        cfg = replace(cfg, approximate=kind, nlist_per_sqrt=4.0 if backend == "ivf4" else cfg.nlist_per_sqrt)
+        cfg = replace(cfg, approximate=kind, nlist_per_sqrt=4.0 if backend == "ivf4" else 1.0)
         stem = folder / backend
         index = build_index(X, cfg, queries=tune, cache=stem)
         t1 = time.perf_counter()

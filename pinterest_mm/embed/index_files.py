@@ -9,6 +9,10 @@ fingerprint is a BLAKE2b hash of the vectors' shape and float32 bytes, of the tu
 and of the :class:`~pinterest_mm.embed.index.IndexConfig`: other vectors (a retrained space)
 or other settings never reuse a file. A missing pair is built silently; a damaged, incomplete
 or stale one is rebuilt after a one-line message.
+
+At 10^6 vectors of D = 256 (IVF, 4,000 lists, a 988 MB file) loading took 7-10 s of wall clock
+on the 2 loaded cores (3-5 s of CPU: hashing the vectors 2.9 s, the file 3.0 s,
+``faiss.read_index`` 0.5 s) against 208 s (93 s of CPU) to rebuild.
 """
 
 from __future__ import annotations
