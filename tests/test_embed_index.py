@@ -171,6 +171,15 @@ def test_other_settings_or_vectors_invalidate_the_file(vectors, change, tmp_path
     assert builds == [1] and len(said) == 1 and "other vectors or settings" in said[0]
 
 
+def test_an_unwritable_index_folder_is_said_and_the_index_still_answers(vectors, tmp_path):
+    X, Q = vectors
+    (tmp_path / "not-a-folder").write_text("x")
+    said = []
+    idx = build_index(X, SMALL, queries=Q[:150], cache=tmp_path / "not-a-folder" / "pins", say=said.append)
+    assert idx.kind == "ivf" and len(idx.search(Q[200], 10)[0]) == 10
+    assert len(said) == 1 and "could not be saved" in said[0] and "\n" not in said[0]
+
+
 def space_context(X, cfg, index_dir=None):
     from pinterest_mm.embed.search import SearchContext
     from pinterest_mm.embed.space import JointSpace
