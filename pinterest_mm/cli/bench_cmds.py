@@ -63,13 +63,15 @@ def cmd_bench_scale(args: argparse.Namespace) -> int:
 
 def cmd_bench_index(args: argparse.Namespace) -> int:
     from ..embed.index import IndexConfig
-    from ..embed.index_bench import IndexBenchConfig, format_index_bench, run_index_bench
+    from ..embed.index_bench import BACKENDS, IndexBenchConfig, format_index_bench, run_index_bench
 
     def sizes(text: str) -> tuple[int, ...]:
         return tuple(int(float(x)) for x in text.split(",") if x.strip())
 
     cfg = IndexBenchConfig(sizes=sizes(args.sizes), glove_sizes=sizes(args.glove_sizes), queries=args.queries,
-                           index=IndexConfig(target_recall=args.recall))
+                           index=IndexConfig(target_recall=args.recall), threads=sizes(args.threads),
+                           backends=BACKENDS if args.backends == "all" else
+                           tuple(b.strip() for b in args.backends.split(",") if b.strip()))
     result = run_index_bench(cfg, progress=not args.json)
     print(dumps(result) if args.json else format_index_bench(result))
     return 0
@@ -101,10 +103,12 @@ def register(sub) -> None:
     r.add_argument("--keep", type=Path, default=None, help="keep the data and store in this folder")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_bench)
-    q = bench_sub.add_parser("index", help="joint-space search: exact NumPy vs the IVF index (latency, recall@10)")
-    q.add_argument("--sizes", default="200000,1000000", help="clustered vector counts (D = 256)")
-    q.add_argument("--glove-sizes", default="200000,399000", help="GloVe word-vector counts (real features)")
+    q = bench_sub.add_parser("index", help="joint-space search: exact NumPy vs faiss indexes (latency, recall@10)")
+    q.add_argument("--sizes", default="30000,200000,1000000", help="clustered vector counts (D = 256)")
+    q.add_argument("--glove-sizes", default="399000", help="GloVe word-vector counts (real features)")
+    q.add_argument("--backends", default="all", help="comma-separated, of numpy,flat,ivf,ivf4,hnsw (default all)")
+    q.add_argument("--threads", default="1", help="faiss thread counts, e.g. 1,2 (each faiss index once per count)")
     q.add_argument("--queries", type=positive_int, default=200, help="queries per set (half tune, half measure)")
-    q.add_argument("--recall", type=float, default=0.95, help="recall@10 the IVF nprobe is tuned to")
+    q.add_argument("--recall", type=float, default=0.95, help="recall@10 nprobe / efSearch are tuned to")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_bench)

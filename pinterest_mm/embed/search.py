@@ -2,10 +2,10 @@
 
 Pins and users are searched through :func:`~pinterest_mm.embed.index.build_index`: exact
 NumPy search (one matrix product of unit vectors and a partial sort) below
-``IndexConfig.exact_below`` vectors (200,000), a calibrated IVF index above (see
-:mod:`.index` and ``pinterest-mm bench index`` for the measurements). The page only draws
-what :class:`SearchContext` and the helpers here return.
-"""
+``IndexConfig.exact_below`` vectors, a tuned faiss index above, saved in the space's
+``index/`` folder and reused on the next load (see :mod:`.index`, :mod:`.index_files` and
+``pinterest-mm bench index`` for the measurements). The page only draws what
+:class:`SearchContext` and the helpers here return."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class QueryResult:
         used: What the query was made of (``text``, ``image``).
         warnings: Why a part of the query was left out.
         search_ms: Time of the nearest-neighbour search itself.
-        n_pins: Pins searched; index: the pin index's kind (``exact`` / ``ivf``).
+        n_pins: Pins searched; index: the pin index's kind (``exact``, ``flat``, ``ivf``, ``hnsw``).
     """
 
     pins: pd.DataFrame
@@ -95,7 +95,7 @@ class QueryResult:
 
     @property
     def caption(self) -> str:
-        how = "exact search" if self.index == "exact" else "approximate (IVF) search"
+        how = "exact search" if self.index in ("exact", "flat") else f"approximate ({self.index.upper()}) search"
         return (f"Nearest to the {' + '.join(self.used)} · {how} {self.search_ms:.0f} ms over "
                 f"{self.n_pins:,} pins")
 
@@ -111,6 +111,7 @@ class SearchContext:
         classes: Category names.
         pin_vecs: (N, D) one unit vector per pin; user_vecs: (K, D).
         index_config: How the pin and user indexes are chosen (exact below a size).
+        index_dir: Where a built approximate index is kept and found again (None: not kept).
     """
 
     space: JointSpace
@@ -120,6 +121,10 @@ class SearchContext:
     pin_vecs: np.ndarray
     user_vecs: np.ndarray
     index_config: IndexConfig = IndexConfig()
+    index_dir: Path | None = None
+
+    def _cache(self, name: str) -> Path | None:
+        return None if self.index_dir is None else Path(self.index_dir) / name
 
     @property
     def has_users(self) -> bool:
@@ -131,11 +136,11 @@ class SearchContext:
         the kind of vectors queries bring."""
         sp = self.space
         queries = np.concatenate([sp.text[sp.has_text], sp.image[sp.has_image]])
-        return build_index(self.pin_vecs, self.index_config, queries=queries)
+        return build_index(self.pin_vecs, self.index_config, queries=queries, cache=self._cache("pins"))
 
     @cached_property
     def user_index(self):
-        return build_index(self.user_vecs, self.index_config)
+        return build_index(self.user_vecs, self.index_config, cache=self._cache("users"))
 
     @property
     def caption(self) -> str:
@@ -244,12 +249,15 @@ class SearchContext:
 
 
 def load_context(store: Store, dataset: str, tag: str, index_config: IndexConfig = IndexConfig()) -> SearchContext:
-    """Load a finished space and the pins/saves it answers with, its indexes built.
+    """Load a finished space and the pins/saves it answers with, its indexes built (an
+    approximate index is read from the space's ``index/`` folder when it was saved there for
+    these vectors and settings, else built and saved there).
 
     Raises:
         FileNotFoundError: No finished space ``tag`` (train it with ``pinterest-mm embed``).
     """
-    space = JointSpace.load(spaces_dir(store, dataset) / validate_name(tag, "space"))
+    folder = spaces_dir(store, dataset) / validate_name(tag, "space")
+    space = JointSpace.load(folder)
     if space is None:
         raise FileNotFoundError(f"No joint space {tag!r} for {dataset!r}: run `pinterest-mm embed {dataset}`.")
     pins = store.pins(dataset).reset_index(drop=True)
@@ -261,7 +269,7 @@ def load_context(store: Store, dataset: str, tag: str, index_config: IndexConfig
     saves = saves.assign(pin_id=saves["pin_id"].astype(str), user_id=saves["user_id"].astype(str))
     saves["row"] = row_of.loc[saves["pin_id"].to_numpy()].to_numpy()
     ctx = SearchContext(space, pins, saves, store.classes(dataset), space.pin_vectors(), unit(space.users),
-                        index_config)
+                        index_config, folder / "index")
     _ = (ctx.pin_index, ctx.user_index)  # built now, while the caller shows its loading message
     return ctx
 
