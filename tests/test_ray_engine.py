@@ -55,6 +55,7 @@ def test_ray_features_and_probabilities_equal_local(pair):
     local, on_ray, results = pair
     assert results[0]["status"] == "built"
     assert results[0]["engine"]["computed"] == N_SHARDS and results[0]["engine"]["reused"] == 0
+    assert results[0]["engine"]["gpus_per_actor"] == 0  # no GPU in the cluster: CPU actors
     a = np.load(local.features_path("tiny", MODEL))
     b = np.load(on_ray.features_path("tiny", MODEL))
     assert a.shape == (len(local.pins("tiny")), 1280)

