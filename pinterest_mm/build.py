@@ -109,7 +109,7 @@ def model_fingerprints(spec: ModelSpec, model: FeatureModel | Classifier, datase
 
 def _ray_extractor(model):
     """The Ray engine's feature extraction of ``model``, or None when it builds in this process
-    (word-vector averages and end-to-end classifiers: see :mod:`.engines.ray_text`)."""
+    (word-vector averages; classifiers: see :func:`_ray_frozen_embedder`, :mod:`.engines.ray_text`)."""
     from .engines import ray_extract, ray_text
 
     if ray_extract.supports(model):
@@ -117,6 +117,27 @@ def _ray_extractor(model):
     if ray_text.supports(model):
         return ray_text.extract_text_features_ray
     return None
+
+
+def _say_engine(name: str, info: dict | None, progress: bool) -> None:
+    """Say how many shards the Ray engine extracted and on how many nodes."""
+    if info and info["shards"]:
+        nodes = len(set(info["decode_nodes"]) | set(info["extract_nodes"]))
+        _say(f"{name}: ray engine: {info['computed']} of {info['shards']} shards extracted "
+             f"({info['reused']} kept from an earlier run) on {nodes} node(s)", progress)
+
+
+def _ray_frozen_embedder(model, session):
+    """For a classifier whose fit embeds with a frozen encoder (``minilm-l6`` on a CPU), on the
+    Ray engine: the embedder its fit uses instead of embedding here (None otherwise)."""
+    if session is None:
+        return None
+    from .engines import ray_text
+
+    if not ray_text.supports_frozen_transformer(model):
+        return None
+    model.frozen_embedder = ray_text.FrozenTransformerEmbedder(session)
+    return model.frozen_embedder
 
 
 def _compute_features(model, ctx: BuildContext, name: str, session, progress: bool) -> tuple[np.ndarray, dict | None]:
@@ -127,10 +148,7 @@ def _compute_features(model, ctx: BuildContext, name: str, session, progress: bo
         extract = _ray_extractor(model)
         if extract is not None:
             X, info = extract(model, ctx, session)
-            if info["shards"]:
-                nodes = len(set(info["decode_nodes"]) | set(info["extract_nodes"]))
-                _say(f"{name}: ray engine: {info['computed']} of {info['shards']} shards extracted "
-                     f"({info['reused']} kept from an earlier run) on {nodes} node(s)", progress)
+            _say_engine(name, info, progress)
             return X, info
         _say(f"{name}: features computed in this process (the ray engine runs image models and "
              "frozen text encoders)", progress)
@@ -180,8 +198,11 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, versi
                   "dim": int(shape[1]), **ctx.stats}
         cv_score = res.cv_score
     else:
+        embedder = _ray_frozen_embedder(model, session)
         out = model.fit(ctx)
         stages["fit"] = time.perf_counter() - t0
+        engine_info = embedder.info if embedder is not None else None
+        _say_engine(spec.name, engine_info, progress)
         probs, params, cv_score = out["probs"], dict(out["params"]), out["cv_score"]
     seconds = time.perf_counter() - t0
     params.update({"stage_seconds": {k: round(v, 3) for k, v in stages.items()},
@@ -232,7 +253,7 @@ def build(
         runtime: :class:`~pinterest_mm.models.runtimes.RuntimeSettings` of the image models
             (backend, precision, threads, decoding threads); ``options`` win over it.
         engine: ``local`` (this process) or ``ray``: image and frozen text encoders' features
-            extracted by Ray Data pipelines (:mod:`pinterest_mm.engines.ray_extract`,
+            (e5, and MiniLM's frozen mode inside its fit) extracted by Ray Data pipelines (:mod:`pinterest_mm.engines.ray_extract`,
             :mod:`~pinterest_mm.engines.ray_text`), same features and probabilities.
         address: Ray cluster address (``auto`` or ``HOST:6379``); None: a local cluster.
             Only with ``engine="ray"``; ``ray://`` (Ray Client) is refused with the

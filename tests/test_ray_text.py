@@ -126,3 +126,24 @@ def test_interrupted_e5_build_resumes_with_the_missing_shards_only(pair, ray_clu
                                   np.load(local.features_path("tiny", MODEL)))
     for split, p in _probs(local).items():
         np.testing.assert_array_equal(_probs(store)[split], p, err_msg=split)
+
+
+def test_minilm_frozen_encoder_on_ray_gives_the_local_probabilities(ray_cluster, tmp_path, tiny_manifest):
+    """minilm-l6 on a CPU embeds with its frozen encoder inside its fit; on Ray the actors run
+    the fit's own batches (8 texts, shards of 16 starting at each split), so the out-of-fold and
+    predicted probabilities equal a local build's."""
+    name = "minilm-l6"
+    options = {name: {"eval_batch_size": 8, "chunk_rows": 16}}
+    local = _new_store(tmp_path / "local", tiny_manifest)
+    build(local, "tiny", [name], progress=False, options=options, device="cpu")
+    on_ray = _new_store(tmp_path / "ray", tiny_manifest)
+    results = build(on_ray, "tiny", [name], progress=False, options=options, device="cpu", engine="ray")
+    assert results[0]["status"] == "built"
+    info = results[0]["engine"]
+    sizes = on_ray.pins("tiny")["split"].value_counts()
+    assert info["computed"] == info["shards"] == sum(-(-int(n) // 16) for n in sizes)
+    for split in ("train", "val", "test"):
+        a, b = local.load_probs("tiny", name, split), on_ray.load_probs("tiny", name, split)
+        assert a is not None and a.shape[0] == sizes[split]
+        np.testing.assert_array_equal(b, a, err_msg=split)
+    assert not list(on_ray.checkpoints_dir("tiny", name).glob("frozen_embeddings*"))  # read and removed

@@ -142,7 +142,7 @@ def register(sub) -> None:
                    help="image-model precision (default fp32; bf16: OpenVINO only, features move)")
     add_runtime_options(p)
     p.add_argument("--engine", default="local", choices=["local", "ray"],
-                   help="where image and e5 features are extracted: local (this process, default) or "
+                   help="where image and frozen text encoders run: local (this process, default) or "
                         "ray (Ray Data pipelines; needs `pip install -e '.[ray]'`); same features")
     p.add_argument("--address", default=None, metavar="auto|HOST:6379",
                    help="Ray cluster to run on with --engine ray, from a node of it (default: a local "

@@ -148,7 +148,7 @@ def _run_pipeline(ray, model: ImageFeatureModel, ctx: BuildContext, todo: list[t
     bar = tqdm(total=len(paths), initial=n_done, desc=f"{model.spec.name}: features (ray)", unit="img",
                disable=not ctx.progress)
     return collect_shards(ds.iter_batches(batch_size=None, batch_format="numpy"), todo, folder,
-                          ctx.pins["pin_id"].astype(str).tolist(), model.chunk_rows, bar,
+                          ctx.pins["pin_id"].astype(str).tolist(), bar,
                           PipelineRun(gpus_per_actor=pool["num_gpus"]))
 
 

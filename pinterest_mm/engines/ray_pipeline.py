@@ -89,7 +89,7 @@ def actor_rows(lo_hi: list[tuple[int, int]], oks: list, feats: list, decode_node
 
 
 def collect_shards(batches: Iterable[dict], todo: list[tuple[int, int]], folder: Path, pin_ids: list[str],
-                   shard_rows: int, bar, run: PipelineRun) -> PipelineRun:
+                   bar, run: PipelineRun) -> PipelineRun:
     """Write each ``todo`` shard as soon as the actors returned all its rows; return ``run``
     with the nodes and GPUs seen.
 
@@ -97,9 +97,10 @@ def collect_shards(batches: Iterable[dict], todo: list[tuple[int, int]], folder:
         RuntimeError: A shard got a row twice or the pipeline ended with shards unfinished.
     """
     pending = {lo: {"hi": hi, "parts": []} for lo, hi in todo}
+    starts = np.array(sorted(pending), dtype=np.int64)
     for out in batches:
         bar.update(len(out["row"]))
-        first = out["row"] // shard_rows * shard_rows
+        first = starts[np.searchsorted(starts, out["row"], side="right") - 1]  # each row's shard
         for lo in np.unique(first):
             sel = first == lo
             entry = pending[int(lo)]
@@ -129,39 +130,43 @@ RunFn = Callable[[list[tuple[int, int]], Path, int], PipelineRun]
 
 
 def extract_sharded(ctx: BuildContext, *, shard_rows: int, batch_size: int, run: RunFn,
-                    stats_of: Callable[[list[int]], dict],
-                    check: Callable[[], None] | None = None) -> tuple[np.ndarray, dict]:
-    """Return (features (n_pins, d) memory-mapped, in row order; run info) of one model.
+                    stats_of: Callable[[list[int]], dict], check: Callable[[], None] | None = None,
+                    ranges: list[tuple[int, int]] | None = None, pin_ids: list[str] | None = None,
+                    out_path: Path | None = None) -> tuple[np.ndarray, dict]:
+    """Return (features (n, d) memory-mapped, in row order; run info) of one model.
 
     The cache (same ``.npy`` + sidecar as the local build) is used when its fingerprint
     matches. Otherwise ``check()`` runs, the shards of other settings are discarded, ``run(todo,
     folder, n_done)`` writes the missing shards (:func:`collect_shards`), and all are assembled
-    into ``ctx.features_path`` with the sidecar ``stats_of(rows whose ok is False)``.
+    into ``out_path`` (default ``ctx.features_path``) with the sidecar ``stats_of(rows whose ok
+    is False)``. Rows are the pins in ``ctx.pins`` order, cut into shards of ``shard_rows``,
+    unless ``pin_ids`` (the pin of each row) and ``ranges`` (the shards) say otherwise.
 
     The run info has ``shards``, ``reused`` (shards found from an earlier run), ``computed``,
     ``decode_nodes`` and ``extract_nodes`` (Ray node ids, for the shards computed in this
     run), ``gpus_per_actor`` (asked for) and ``actor_gpus`` (GPU counts the actors held).
     """
-    cached = load_cached_features(ctx.features_path, ctx.feature_fingerprint)
+    out_path = Path(out_path or ctx.features_path)
+    cached = load_cached_features(out_path, ctx.feature_fingerprint)
     if cached is not None:
         ctx.stats.update(cached[1])
         return cached[0], {"shards": 0, "reused": 0, "computed": 0, "decode_nodes": [], "extract_nodes": [],
                            "gpus_per_actor": 0, "actor_gpus": []}
     if check is not None:
         check()
-    n = len(ctx.pins)
-    folder = shard_dir(ctx.features_path)
+    pin_ids = pin_ids if pin_ids is not None else ctx.pins["pin_id"].astype(str).tolist()
+    n = len(pin_ids)
+    folder = shard_dir(out_path)
     prepare_folder(folder, {"fingerprint": ctx.feature_fingerprint, "n": n, "shard_rows": shard_rows,
                             "batch_size": batch_size})
-    ranges = shard_ranges(n, shard_rows)
+    ranges = ranges if ranges is not None else shard_ranges(n, shard_rows)
     todo = [(lo, hi) for lo, hi in ranges if not shard_file(folder, lo, hi).exists()]
     done = run(todo, folder, n - sum(hi - lo for lo, hi in todo)) if todo else PipelineRun()
-    pin_ids = ctx.pins["pin_id"].astype(str).tolist()
-    stats = stats_of(assemble(folder, ranges, pin_ids, ctx.features_path))
-    write_sidecar(ctx.features_path, ctx.feature_fingerprint, stats)
+    stats = stats_of(assemble(folder, ranges, pin_ids, out_path))
+    write_sidecar(out_path, ctx.feature_fingerprint, stats)
     shutil.rmtree(folder, ignore_errors=True)
     ctx.stats.update(stats)
     info = {"shards": len(ranges), "reused": len(ranges) - len(todo), "computed": len(todo),
             "decode_nodes": sorted(done.decode_nodes), "extract_nodes": sorted(done.extract_nodes),
             "gpus_per_actor": done.gpus_per_actor, "actor_gpus": sorted(done.actor_gpus)}
-    return np.load(ctx.features_path, mmap_mode="r"), info
+    return np.load(out_path, mmap_mode="r"), info
