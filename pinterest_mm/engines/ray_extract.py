@@ -93,10 +93,10 @@ class BackboneActor:
             return
         from ..models.runtimes import load_forward
 
-        self._folder = tempfile.mkdtemp(prefix="pmm-actor-graph-")
-        path = Path(self._folder) / f"backbone.{runtime}.onnx"
-        path.write_bytes(payload)
-        forward = load_forward(runtime, path, threads=threads, precision=precision)
+        with tempfile.TemporaryDirectory(prefix="pmm-actor-graph-") as folder:  # loaded eagerly: then removed
+            path = Path(folder) / f"backbone.{runtime}.onnx"
+            path.write_bytes(payload)
+            forward = load_forward(runtime, path, threads=threads, precision=precision)
         self.backbone = GraphBackbone(forward, size, dim, runtime)
 
     def __call__(self, batch: dict) -> dict:
