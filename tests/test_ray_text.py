@@ -128,6 +128,7 @@ def test_interrupted_e5_build_resumes_with_the_missing_shards_only(pair, ray_clu
         np.testing.assert_array_equal(_probs(store)[split], p, err_msg=split)
 
 
+@pytest.mark.slow  # 27-50 s on the loaded 2 cores: two MiniLM builds, torch in two actors
 def test_minilm_frozen_encoder_on_ray_gives_the_local_probabilities(ray_cluster, tmp_path, tiny_manifest):
     """minilm-l6 on a CPU embeds with its frozen encoder inside its fit; on Ray the actors run
     the fit's own batches (8 texts, shards of 16 starting at each split), so the out-of-fold and
