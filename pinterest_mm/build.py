@@ -107,20 +107,51 @@ def model_fingerprints(spec: ModelSpec, model: FeatureModel | Classifier, datase
     return feat, fingerprint_of(payload)
 
 
+def _ray_extractor(model):
+    """The Ray engine's feature extraction of ``model``, or None when it builds in this process
+    (word-vector averages; classifiers: see :func:`_ray_frozen_embedder`, :mod:`.engines.ray_text`)."""
+    from .engines import ray_extract, ray_text
+
+    if ray_extract.supports(model):
+        return ray_extract.extract_features_ray
+    if ray_text.supports(model):
+        return ray_text.extract_text_features_ray
+    return None
+
+
+def _say_engine(name: str, info: dict | None, progress: bool) -> None:
+    """Say how many shards the Ray engine extracted and on how many nodes."""
+    if info and info["shards"]:
+        nodes = len(set(info["decode_nodes"]) | set(info["extract_nodes"]))
+        _say(f"{name}: ray engine: {info['computed']} of {info['shards']} shards extracted "
+             f"({info['reused']} kept from an earlier run) on {nodes} node(s)", progress)
+
+
+def _ray_frozen_embedder(model, session):
+    """For a classifier whose fit embeds with a frozen encoder (``minilm-l6`` on a CPU), on the
+    Ray engine: the embedder its fit uses instead of embedding here (None otherwise)."""
+    if session is None:
+        return None
+    from .engines import ray_text
+
+    if not ray_text.supports_frozen_transformer(model):
+        return None
+    model.frozen_embedder = ray_text.FrozenTransformerEmbedder(session)
+    return model.frozen_embedder
+
+
 def _compute_features(model, ctx: BuildContext, name: str, session, progress: bool) -> tuple[np.ndarray, dict | None]:
     """(features (n_pins, d), Ray run info or None) of a feature model: on Ray when ``session``
-    is a Ray session and the engine covers the model (image models), else in this process."""
+    is a Ray session and the engine covers the model (image models, frozen text encoders), else
+    in this process."""
     if session is not None:
-        from .engines.ray_extract import extract_features_ray, supports
-
-        if supports(model):
-            X, info = extract_features_ray(model, ctx, session)
-            if info["shards"]:
-                nodes = len(set(info["decode_nodes"]) | set(info["extract_nodes"]))
-                _say(f"{name}: ray engine: {info['computed']} of {info['shards']} shards extracted "
-                     f"({info['reused']} kept from an earlier run) on {nodes} node(s)", progress)
+        extract = _ray_extractor(model)
+        if extract is not None:
+            X, info = extract(model, ctx, session)
+            _say_engine(name, info, progress)
             return X, info
-        _say(f"{name}: features computed in this process (the ray engine runs image models)", progress)
+        _say(f"{name}: features computed in this process (the ray engine runs image models and "
+             "frozen text encoders)", progress)
     return model.compute_features(ctx), None
 
 
@@ -167,8 +198,11 @@ def _build_one(store: Store, dataset: str, spec: ModelSpec, *, info: dict, versi
                   "dim": int(shape[1]), **ctx.stats}
         cv_score = res.cv_score
     else:
+        embedder = _ray_frozen_embedder(model, session)
         out = model.fit(ctx)
         stages["fit"] = time.perf_counter() - t0
+        engine_info = embedder.info if embedder is not None else None
+        _say_engine(spec.name, engine_info, progress)
         probs, params, cv_score = out["probs"], dict(out["params"]), out["cv_score"]
     seconds = time.perf_counter() - t0
     params.update({"stage_seconds": {k: round(v, 3) for k, v in stages.items()},
@@ -218,21 +252,24 @@ def build(
         seed: Seed of every random step.
         runtime: :class:`~pinterest_mm.models.runtimes.RuntimeSettings` of the image models
             (backend, precision, threads, decoding threads); ``options`` win over it.
-        engine: ``local`` (this process) or ``ray``: image features extracted by a Ray Data
-            pipeline (:mod:`pinterest_mm.engines.ray_extract`), same features and probabilities.
-        address: Ray cluster address (``auto``, ``ray://HOST:PORT``); None: a local cluster.
-            Only with ``engine="ray"``.
+        engine: ``local`` (this process) or ``ray``: image and frozen text encoders' features
+            (e5, and MiniLM's frozen mode inside its fit) extracted by Ray Data pipelines (:mod:`pinterest_mm.engines.ray_extract`,
+            :mod:`~pinterest_mm.engines.ray_text`), same features and probabilities.
+        address: Ray cluster address (``auto`` or ``HOST:6379``); None: a local cluster.
+            Only with ``engine="ray"``; ``ray://`` (Ray Client) is refused with the
+            ``ray job submit`` command that runs the build on the cluster.
 
     Returns:
         Dicts with ``model``, ``status`` (``built``, ``cached``, ``unavailable``,
         ``failed``), ``seconds`` and ``message`` (+ accuracies when built; + ``engine``, the
-        run info of :func:`~pinterest_mm.engines.ray_extract.extract_features_ray`, for models
+        run info of :func:`~pinterest_mm.engines.ray_pipeline.extract_sharded`, for models
         the Ray engine extracted).
 
     Raises:
         UnknownModelError: An unknown name was requested (nothing is built).
         BuildFailed: Every requested model was unavailable or failed.
-        EngineUnavailable: ``engine="ray"`` without Ray installed (nothing is built).
+        EngineUnavailable: ``engine="ray"`` without Ray installed, or with a ``ray://``
+            address (nothing is built).
         DatasetBusy: Another build or an import of this dataset is running (nothing is done).
         DatasetChanged: The dataset was replaced or deleted during the build; the model being
             built then was not saved (models finished before were saved on the old version,
@@ -240,7 +277,7 @@ def build(
     """
     specs = resolve_models(models)
     options = options or {}
-    session = _engine_session(store, engine, address)
+    session = _engine_session(store, engine, address, dataset)
     with store.lock_dataset(dataset, "a build"):
         version = store.dataset_version(dataset)  # first: pins read after a change never pass as this version
         info = store.dataset_info(dataset)
@@ -256,12 +293,12 @@ def build(
                 session.close()
 
 
-def _engine_session(store: Store, engine: str, address: str | None):
+def _engine_session(store: Store, engine: str, address: str | None, dataset: str = "NAME"):
     """None for the local engine; for ``ray`` a session that connects on first use.
 
     Raises:
         ValueError: An unknown engine, or an address without the Ray engine.
-        EngineUnavailable: Ray is not installed.
+        EngineUnavailable: Ray is not installed, or a Ray Client address.
     """
     if engine not in ("local", "ray"):
         raise ValueError(f"Unknown build engine {engine!r}; choose 'local' (this process) or 'ray'.")
@@ -270,9 +307,10 @@ def _engine_session(store: Store, engine: str, address: str | None):
             raise ValueError("A Ray address was given with the local engine; add --engine ray "
                              "(engine='ray') to build on that cluster, or leave the address out.")
         return None
-    from .engines.ray_extract import RayEngineConfig, RaySession, require_ray
+    from .engines.ray_session import RayEngineConfig, RaySession, check_address, require_ray
 
     require_ray()
+    check_address(address, dataset)
     return RaySession(RayEngineConfig(address=address), store.root)
 
 

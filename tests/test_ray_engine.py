@@ -55,6 +55,7 @@ def test_ray_features_and_probabilities_equal_local(pair):
     local, on_ray, results = pair
     assert results[0]["status"] == "built"
     assert results[0]["engine"]["computed"] == N_SHARDS and results[0]["engine"]["reused"] == 0
+    assert results[0]["engine"]["gpus_per_actor"] == 0  # no GPU in the cluster: CPU actors
     a = np.load(local.features_path("tiny", MODEL))
     b = np.load(on_ray.features_path("tiny", MODEL))
     assert a.shape == (len(local.pins("tiny")), 1280)
@@ -81,7 +82,8 @@ def test_decoding_tasks_and_backbone_actors_ran_on_both_nodes(pair, ray_cluster)
 
 def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster, tmp_path, tiny_manifest,
                                                                 monkeypatch):
-    from pinterest_mm.engines import ray_extract
+    from pinterest_mm.engines import ray_pipeline
+    from pinterest_mm.engines.shards import shard_dir
 
     local, on_ray = pair[0], pair[1]
     store = _new_store(tmp_path / "store", tiny_manifest)
@@ -89,7 +91,7 @@ def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster
     # it instead of exporting it again, which keeps this test short
     for f in on_ray.checkpoints_dir("tiny", MODEL).glob("backbone.*"):
         shutil.copy2(f, store.checkpoints_dir("tiny", MODEL) / f.name)
-    folder = ray_extract.shard_dir(store.features_path("tiny", MODEL))
+    folder = shard_dir(store.features_path("tiny", MODEL))
     script = (f"from pinterest_mm.build import build; from pinterest_mm.store import Store; "
               f"build(Store({str(store.root)!r}), 'tiny', [{MODEL!r}], progress=False, options={OPTIONS!r}, "
               f"engine='ray', address={ray_cluster.address!r})")
@@ -108,7 +110,7 @@ def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster
     assert 1 <= len(kept) < N_SHARDS, err[-2000:]
 
     written, seen = [], {}
-    real_write, real_assemble = ray_extract.write_shard, ray_extract.assemble
+    real_write, real_assemble = ray_pipeline.write_shard, ray_pipeline.assemble
 
     def recording_write(path, *args, **kwargs):
         written.append(Path(path).name)
@@ -118,8 +120,8 @@ def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster
         seen.update({name: ((folder_ / name).stat().st_ino, (folder_ / name).stat().st_mtime_ns) for name in kept})
         return real_assemble(folder_, *args, **kwargs)
 
-    monkeypatch.setattr(ray_extract, "write_shard", recording_write)
-    monkeypatch.setattr(ray_extract, "assemble", checking_assemble)
+    monkeypatch.setattr(ray_pipeline, "write_shard", recording_write)
+    monkeypatch.setattr(ray_pipeline, "assemble", checking_assemble)
     results = build(store, "tiny", [MODEL], progress=False, options=OPTIONS, engine="ray")
     info = results[0]["engine"]
     assert (info["reused"], info["computed"]) == (len(kept), N_SHARDS - len(kept))
@@ -133,7 +135,7 @@ def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster
 
 def test_without_ray_the_engine_says_how_to_install_it(tiny_store, monkeypatch, capsys):
     from pinterest_mm.cli import main
-    from pinterest_mm.engines.ray_extract import EngineUnavailable
+    from pinterest_mm.engines.ray_session import EngineUnavailable
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
     with pytest.raises(EngineUnavailable, match=r"pip install -e '\.\[ray\]'"):
@@ -155,7 +157,8 @@ def test_engine_arguments_are_checked_before_any_work(tiny_store):
 
 
 def test_nothing_imports_ray_unless_the_engine_is_chosen():
-    code = ("import sys, pinterest_mm.build, pinterest_mm.cli, pinterest_mm.engines.ray_extract; "
+    code = ("import sys, pinterest_mm.build, pinterest_mm.cli, pinterest_mm.engines.ray_extract, "
+            "pinterest_mm.engines.ray_text; "
             "from pinterest_mm.cli import build_parser; "
             "a = build_parser().parse_args(['build', 'x', '--engine', 'ray', '--address', 'auto']); "
             "assert (a.engine, a.address) == ('ray', 'auto'); "
@@ -178,7 +181,7 @@ def test_shards_assemble_in_row_order_and_foreign_ones_are_refused(tmp_path):
         ok = np.array([r != 4 for r in range(lo, hi)])
         sh.write_shard(sh.shard_file(folder, lo, hi), np.arange(lo, hi), ids[lo:hi], ok, X[lo:hi],
                        ["a"] * (hi - lo), ["b"] * (hi - lo))
-    assert sh.assemble(folder, sh.shard_ranges(5, 3), ids, out) == {"n_corrupt_images": 1, "corrupt_rows": [4]}
+    assert sh.assemble(folder, sh.shard_ranges(5, 3), ids, out) == [4]  # the rows whose ok is False
     np.testing.assert_array_equal(np.load(out), X)
     with pytest.raises(RuntimeError, match="does not hold the pins"):
         sh.assemble(folder, sh.shard_ranges(5, 3), ["p0", "p1", "x", "p3", "p4"], out)

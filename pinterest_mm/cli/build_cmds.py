@@ -142,10 +142,11 @@ def register(sub) -> None:
                    help="image-model precision (default fp32; bf16: OpenVINO only, features move)")
     add_runtime_options(p)
     p.add_argument("--engine", default="local", choices=["local", "ray"],
-                   help="where image features are extracted: local (this process, default) or ray "
-                        "(a Ray Data pipeline; needs `pip install -e '.[ray]'`); same features")
-    p.add_argument("--address", default=None, metavar="auto|ray://HOST:PORT",
-                   help="Ray cluster to run on with --engine ray (default: a local cluster on this machine)")
+                   help="where image and frozen text encoders run: local (this process, default) or "
+                        "ray (Ray Data pipelines; needs `pip install -e '.[ray]'`); same features")
+    p.add_argument("--address", default=None, metavar="auto|HOST:6379",
+                   help="Ray cluster to run on with --engine ray, from a node of it (default: a local "
+                        "cluster on this machine); ray:// is refused: submit the build with `ray job submit`")
     p.add_argument("--repeats", type=int, default=None, metavar="K",
                    help="after the build, K stratified re-splits (as `report --repeats K`): mean ± sd per model")
     p.add_argument("--c-grid", default=None, type=_c_grid_arg, metavar="C1,C2,...",

@@ -3,8 +3,9 @@ the ``.npy`` a local build writes.
 
 A shard holds the pins of rows ``lo`` to ``hi`` (exclusive) of one model's features, in
 ``features/<dataset>/<model>.shards/rows_<lo>_<hi>.parquet`` with columns ``row`` (int64),
-``pin_id``, ``ok`` (the image decoded), ``features`` (fixed-size list of ``d`` float32) and the
-Ray node ids ``decode_node`` and ``extract_node``. The shards are the local build's chunks, so
+``pin_id``, ``ok`` (the image decoded; for a text model, the text is not empty), ``features``
+(fixed-size list of ``d`` float32) and the Ray node ids ``decode_node`` (the node that prepared
+the inputs: decoded the images; for a text model the encoder's own node) and ``extract_node``. The shards are the local build's chunks, so
 their rows are cut into the local build's batches (:func:`local_batches`). Nothing here imports
 Ray.
 """
@@ -96,8 +97,9 @@ def read_shard(path: Path) -> dict:
             "extract_node": t.column("extract_node").to_pylist()}
 
 
-def assemble(folder: Path, ranges: list[tuple[int, int]], pin_ids: list[str], out_path: Path) -> dict:
-    """Copy every shard, in row order, into ``out_path`` (.npy, atomically); return the stats."""
+def assemble(folder: Path, ranges: list[tuple[int, int]], pin_ids: list[str], out_path: Path) -> list[int]:
+    """Copy every shard, in row order, into ``out_path`` (.npy, atomically); return the rows
+    whose ``ok`` is False (images that did not decode, empty texts), ascending."""
     n = len(pin_ids)
     tmp_out = out_path.with_suffix(".npy.tmp")
     bad_rows: list[int] = []
@@ -121,4 +123,4 @@ def assemble(folder: Path, ranges: list[tuple[int, int]], pin_ids: list[str], ou
     except OSError as exc:
         tmp_out.unlink(missing_ok=True)
         raise disk_error(exc, out_path) from exc
-    return {"n_corrupt_images": len(bad_rows), "corrupt_rows": bad_rows[:100]}
+    return bad_rows

@@ -34,15 +34,39 @@ class SentenceEmbeddingModel:
         spec: Its :class:`~.registry.ModelSpec`.
         prefix: ``query`` or ``passage`` (e5's two input prefixes).
         batch_size: Texts per engine call.
+        chunk_rows: Pins per Parquet shard when the Ray engine extracts the features
+            (:mod:`pinterest_mm.engines.ray_text`; rounded up to whole batches). It does not
+            change the features.
     """
 
-    def __init__(self, spec, prefix: str = "query", batch_size: int = 64, **options) -> None:
+    text_column = "text_transformer"
+
+    def __init__(self, spec, prefix: str = "query", batch_size: int = 64, chunk_rows: int = 4096,
+                 **options) -> None:
         if prefix not in ("query", "passage"):
             raise ValueError(f"prefix must be 'query' or 'passage', not {prefix!r}")
         self.spec = spec
         self.prefix = prefix
         self.batch_size = batch_size
+        self.chunk_rows = chunk_rows
         self._model = None
+
+    def __getstate__(self) -> dict:
+        """Pickled without the loaded engine (a C handle); it loads again on first use."""
+        return {**self.__dict__, "_model": None}
+
+    def load_engine(self, threads: int | None = None) -> None:
+        """Load the encoder with ``threads`` threads (None: this process's cores)."""
+        self._model = _engine(threads or cpu_count())
+
+    def texts(self, ctx: BuildContext) -> list[str]:
+        """The texts this model embeds: every pin's ``text_transformer``, in row order."""
+        return [str(t or "") for t in ctx.pins[self.text_column]]
+
+    @staticmethod
+    def text_stats(texts: list[str]) -> dict:
+        """The feature sidecar's statistics: ``n_unknown_text`` (empty texts)."""
+        return {"n_unknown_text": int(sum(1 for t in texts if not t.strip()))}
 
     def config(self) -> dict:
         """Settings that decide the features (part of the fingerprints)."""
@@ -52,7 +76,7 @@ class SentenceEmbeddingModel:
     def embed(self, texts: list[str]) -> np.ndarray:
         """Return L2-normalized embeddings of already cleaned texts, shape (n, 384) float32."""
         if self._model is None:
-            self._model = _engine(cpu_count())
+            self.load_engine()
         out = np.zeros((len(texts), E5_DIM), dtype=np.float32)
         encode = self._model.query if self.prefix == "query" else self._model.passage
         for start in range(0, len(texts), self.batch_size):
@@ -66,9 +90,9 @@ class SentenceEmbeddingModel:
         if cached is not None:
             ctx.stats.update(cached[1])
             return cached[0]
-        texts = [str(t or "") for t in ctx.pins["text_transformer"]]
+        texts = self.texts(ctx)
         X = self.embed(texts)
-        stats = {"n_unknown_text": int(sum(1 for t in texts if not t.strip()))}
+        stats = self.text_stats(texts)
         save_features(ctx.features_path, X, ctx.feature_fingerprint, stats)
         ctx.stats.update(stats)
         return X

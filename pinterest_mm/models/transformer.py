@@ -145,6 +145,9 @@ class TransformerClassifier:
         self.options = {k: v for k, v in overrides.items() if k not in names}
         self._config = config
         self.device: str | None = None
+        # set by the Ray engine (pinterest_mm.engines.ray_text): (self, ctx, texts by split) ->
+        # frozen embeddings by split, instead of embedding here; None: here
+        self.frozen_embedder = None
 
     @property
     def cfg(self) -> TransformerConfig:
@@ -229,8 +232,10 @@ class TransformerClassifier:
         from .checkpoints import save_estimator
         from .classify import LogRegConfig, fit_logreg_cv
 
-        X = {}
+        X = self.frozen_embedder(self, ctx, texts) if self.frozen_embedder is not None else {}
         for s in ("train", "val", "test"):
+            if s in X:
+                continue
             with tqdm(total=1, desc=f"{self.spec.name}: embed {s} ({len(texts[s])} texts)",
                       disable=not ctx.progress) as bar:
                 X[s] = self._embed(model, enc[s], len(texts[s]), ctx.device)
