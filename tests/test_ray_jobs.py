@@ -46,7 +46,10 @@ def job_head(tmp_path_factory):
     head_home = tmp_path_factory.mktemp("head_home")
     port = free_port()
     env = {"PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]), "PINTEREST_MM_HOME": str(head_home)}
-    options = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={port}"]
+    options = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={port}",
+               # the agent that runs the jobs: its default port (52365) is taken by the test
+               # session's own cluster (``ray_cluster``) when that runs first
+               f"--dashboard-agent-listen-port={free_port()}"]
     with ray_head(options, env, prefix="pmmrj-") as head:
         client_env = {**head.env, **({"RAY_AUTH_MODE": "token"} if head.token_auth else {})}
         yield f"http://127.0.0.1:{port}", client_env, head_home
