@@ -37,7 +37,7 @@ def require_ray():
     except ImportError as exc:
         raise EngineUnavailable(
             f"The Ray engine needs Ray Data, which is not installed here ({exc}). Install the "
-            f"extra with `{INSTALL_HINT}` (it brings ray[data,client]), or build with the default "
+            f"extra with `{INSTALL_HINT}` (it brings ray[data,client,default]), or build with the default "
             "`--engine local`, which needs nothing more."
         ) from None
     return ray
