@@ -129,3 +129,17 @@ def test_import_keeps_the_same_dataset_as_before(tmp_path, case):
     got = (dataset_digest(store, "d", manifest.parent), store.dataset_info("d")["fingerprint"])
     print(case, got, res.n_pins, res.split_counts, res.n_users)
     assert got == (digest, fingerprint), (case, got)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 12])
+def test_fingerprint_written_in_chunks_equals_the_whole_json_text(monkeypatch, n):
+    """The streamed fingerprint is the hash of the one JSON text the import used to build."""
+    from pinterest_mm.data import pin_steps
+
+    monkeypatch.setattr(pin_steps, "CHUNK", 5)  # 12 pins: chunks of 5, 5 and 2
+    pins = pd.DataFrame({"pin_id": [f"p{k}" for k in range(n)], "category": ["Café \"x\""] * n,
+                         "description": ["北京 ölja\n\\ end"] * n, "sha1": ["ab"] * n,
+                         "split": ["train", "val", "test"] * (n // 3) + ["train"] * (n % 3), "label": 0})
+    config = ImportConfig().to_dict()
+    whole = json.dumps([config, pins[pin_steps.FINGERPRINT_COLUMNS].values.tolist()], sort_keys=True)
+    assert pin_steps.dataset_fingerprint(config, pins) == hashlib.sha256(whole.encode()).hexdigest()[:16]

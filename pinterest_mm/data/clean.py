@@ -280,18 +280,20 @@ def duplicate_groups(hashes: list[str], max_distance: int = 0) -> list[list[int]
 
 
 def duplicate_keepers(
-    hashes: list[str], sizes: np.ndarray, pin_ids: list[str], max_distance: int = 0
+    hashes, sizes: np.ndarray, pin_ids, max_distance: int = 0
 ) -> np.ndarray:
     """For each image, the index of the copy of its duplicate group that is kept.
 
     Within a group of duplicates (:func:`duplicate_groups`), the copy in the category
     with the fewest pins is kept (thesis 3.2.2), ties broken by the smallest pin id.
-    Vectorized: one sort over all images, whatever the sizes of the groups.
+    Vectorized: the groups are integer codes of the hashes; only the images of groups with
+    more than one member are sorted (one sort, whatever the sizes of the groups), so a
+    million distinct images cost a few arrays of integers, not a table of them.
 
     Args:
-        hashes: Hex difference hashes, shape (n,).
+        hashes: Hex difference hashes, shape (n,) (a list or a text Series).
         sizes: Pins in each image's category, shape (n,).
-        pin_ids: Pin ids, shape (n,).
+        pin_ids: Pin ids, shape (n,) (a list or a text Series).
         max_distance: Largest Hamming distance that still counts as a duplicate.
 
     Returns:
@@ -299,14 +301,19 @@ def duplicate_keepers(
     """
     n = len(hashes)
     if max_distance <= 0:
-        group = pd.factorize(pd.Series(hashes, dtype=object))[0]
+        group = pd.factorize(hashes if isinstance(hashes, pd.Series) else pd.Series(hashes, dtype=object))[0]
     else:
         group = np.arange(n)
         for members in duplicate_groups(list(hashes), max_distance):
             group[members] = min(members)
-    order = pd.DataFrame(
-        {"group": group, "size": np.asarray(sizes), "pin_id": pd.Series(pin_ids, dtype=object), "i": np.arange(n)}
-    ).sort_values(["group", "size", "pin_id"], kind="stable")
-    keepers = np.empty(n, dtype=np.int64)
+    keepers = np.arange(n, dtype=np.int64)
+    shared = np.flatnonzero(np.bincount(group, minlength=n)[group] > 1) if n else group
+    if len(shared) == 0:
+        return keepers
+    ids = pin_ids if isinstance(pin_ids, pd.Series) else pd.Series(list(pin_ids), dtype=object)
+    order = pd.DataFrame({
+        "group": group[shared], "size": np.asarray(sizes)[shared],
+        "pin_id": pd.Series(ids.iloc[shared].tolist(), dtype=object), "i": shared,
+    }).sort_values(["group", "size", "pin_id"], kind="stable")
     keepers[order["i"].to_numpy()] = order.groupby("group", sort=False)["i"].transform("first").to_numpy()
     return keepers
