@@ -172,7 +172,8 @@ def run_import(manifest: Path, home: Path, timeout: float, repo: Path = REPO, en
            "--min-per-class", "20", "--max-per-class", str(max_per_class)]
     cmd += ["--engine", engine] if engine != "local" else []
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, cwd=repo,  # cwd: `-c` puts it first on sys.path
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
         status = proc.returncode

@@ -28,7 +28,7 @@ from pinterest_mm.store import Store
 SIDE = 16
 
 
-def _png(pixels: np.ndarray) -> bytes:
+def png_bytes(pixels: np.ndarray) -> bytes:
     """A grayscale PNG of ``pixels`` (shape (SIDE, SIDE), uint8)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -61,7 +61,7 @@ def generated_manifest(folder: Path, n_pins: int = 700, seed: int = 3) -> Path:
             name = names[k - 3] if k % 2 else name
             pixels = base[k - 3]
         if name not in names:
-            (folder / name).write_bytes(_png(pixels))
+            (folder / name).write_bytes(png_bytes(pixels))
         names.append(name)
     (folder / "images/i0.png").unlink()  # missing
     (folder / "images/i1.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")  # corrupt

@@ -23,7 +23,7 @@ from ..config import ImportConfig
 from ..store import Store, validate_name
 from .clean import ImageCheck, duplicate_keepers, inspect_image
 from .manifest import Manifest, read_manifest
-from .pin_steps import CHUNK, clean_texts, dataset_fingerprint
+from .pin_steps import CHUNK, clean_texts, dataset_fingerprint, release_memory, sort_order
 from .printable import quoted
 from .scripts import script_mix
 from .split import MIN_PINS_FOR_SPLIT, draw_per_class, stratified_split
@@ -154,9 +154,10 @@ def _phases(progress: bool) -> tqdm:
 
 
 def _announce(bar: tqdm, phase: str) -> None:
-    """Show ``phase`` (one of :data:`PHASES`) as the running step."""
+    """Show ``phase`` (one of :data:`PHASES`) as the running step; release freed memory."""
     bar.n = PHASES.index(phase) + 1
     bar.set_description(f"import: {phase}", refresh=True)
+    release_memory()  # what the last step freed goes back to the system before the next
 
 
 # (unique image paths, max_pixels, max_bytes, progress) -> one check per path, in order
@@ -383,7 +384,7 @@ def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
     track.drop("class draw", drawn_out)
 
     p = track.pins.drop(columns=["image", "utf8_ok"]).rename(columns={"path": "image"})
-    p = p.sort_values(["category", "pin_id"]).reset_index(drop=True)
+    p = p.take(sort_order(p, ["category", "pin_id"])).reset_index(drop=True)
     classes = sorted(p["category"].unique().tolist())
     p["label"] = p["category"].map({c: i for i, c in enumerate(classes)}).astype(int)
     counts = p["category"].value_counts()

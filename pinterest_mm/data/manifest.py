@@ -362,7 +362,7 @@ def read_manifest(
     parts, raw_names, utf8_ok, header = [], set(), True, True
     bar = tqdm(desc="reading manifest", unit="row", unit_scale=True, disable=not progress, leave=False)
     try:
-        for chunk, ok in _read_chunks(path, keep=REQUIRED + OPTIONAL):
+        for chunk, ok in _read_chunks(path, CHUNK_ROWS, keep=REQUIRED + OPTIONAL):
             utf8_ok &= ok
             if header:  # the first frame: the header, every column, no rows
                 _check_columns(path, chunk, utf8_ok)
