@@ -143,3 +143,41 @@ def test_fingerprint_written_in_chunks_equals_the_whole_json_text(monkeypatch, n
     config = ImportConfig().to_dict()
     whole = json.dumps([config, pins[pin_steps.FINGERPRINT_COLUMNS].values.tolist()], sort_keys=True)
     assert pin_steps.dataset_fingerprint(config, pins) == hashlib.sha256(whole.encode()).hexdigest()[:16]
+
+
+def _components_by_brute_force(hashes: list[str], max_distance: int) -> list[list[int]]:
+    """Every pair compared: groups of indices linked by hashes within ``max_distance`` bits."""
+    bits = np.unpackbits(np.array([np.frombuffer(bytes.fromhex(h), np.uint8) for h in hashes]), axis=1)
+    near = (bits[:, None, :] != bits[None, :, :]).sum(-1) <= max_distance
+    seen, groups = set(), []
+    for i in range(len(hashes)):
+        if i in seen:
+            continue
+        group, todo = {i}, [i]
+        while todo:
+            for j in np.flatnonzero(near[todo.pop()]).tolist():
+                if j not in group:
+                    group.add(j)
+                    todo.append(j)
+        seen |= group
+        if len(group) > 1:
+            groups.append(sorted(group))
+    return groups
+
+
+@pytest.mark.parametrize("max_distance", [1, 3, 10, 31, 40])
+def test_near_duplicate_groups_equal_comparing_every_pair(max_distance):
+    """The pigeonhole search finds the groups that comparing every pair finds (31: one byte
+    per run; 40: more runs than bytes, every pair compared in blocks)."""
+    from pinterest_mm.data.clean import duplicate_groups
+
+    rng = np.random.default_rng(max_distance)
+    base = rng.integers(0, 256, (60, 32), dtype=np.uint8)
+    rows = base[rng.integers(0, 60, 240)]
+    for row in rows:  # each a copy of one of 60 hashes with up to 2 * max_distance bits flipped
+        for bit in rng.integers(0, 256, int(rng.integers(0, 2 * max_distance + 1))):
+            row[bit // 8] ^= np.uint8(1 << (bit % 8))
+    hashes = [r.tobytes().hex() for r in rows]
+    expected = _components_by_brute_force(hashes, max_distance)
+    assert 0 < len(expected) < 240
+    assert duplicate_groups(hashes, max_distance) == expected
