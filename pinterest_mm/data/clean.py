@@ -236,15 +236,76 @@ def inspect_image(path: Path, max_pixels: int = 64_000_000, max_bytes: int = MAX
     )
 
 
+_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1).astype(np.uint16)
+
+
+def _hash_bytes(hashes, chunk: int = 50_000) -> np.ndarray:
+    """Hex hashes of equal length as bytes, shape (n, bytes per hash), a chunk at a time."""
+    hashes = list(hashes)
+    width = len(hashes[0]) // 2
+    out = np.empty((len(hashes), width), dtype=np.uint8)
+    for start in range(0, len(hashes), chunk):
+        part = hashes[start : start + chunk]
+        out[start : start + len(part)] = np.frombuffer(bytes.fromhex("".join(part)), np.uint8).reshape(-1, width)
+    return out
+
+
+def _near_pairs(codes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b), a < b, of rows of ``codes`` (distinct hashes as bytes, shape (m, w))
+    within ``max_distance`` differing bits.
+
+    Pigeonhole: split the ``w`` bytes into ``max_distance + 1`` runs; two hashes that differ
+    in at most ``max_distance`` bits agree exactly on at least one run. Rows agreeing on a
+    run are found by sorting on it; only those candidates are compared bit by bit, so the
+    search costs about a sort per run, not a comparison of every pair. With more runs than
+    bytes, every pair is compared, in blocks of bounded size.
+    """
+    m, width = codes.shape
+    if max_distance + 1 > width:  # no run is exact: all pairs, a block of rows at a time
+        block = max(1, 2**22 // max(1, m * width))
+        found = []
+        for start in range(0, m, block):
+            dist = _POPCOUNT[codes[start : start + block, None, :] ^ codes[None, :, :]].sum(-1)
+            a, b = np.nonzero(dist <= max_distance)
+            a += start
+            found.append((a[a < b], b[a < b]))
+        return (np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]))
+    firsts, seconds = [], []
+    for run in np.array_split(np.arange(width), max_distance + 1):
+        key = np.ascontiguousarray(codes[:, run]).view(f"V{len(run)}").ravel()
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        for step in range(1, m):  # rows with equal keys lie next to each other, `step` apart
+            same = np.flatnonzero(sorted_key[:-step] == sorted_key[step:])
+            if len(same) == 0:
+                break
+            a, b = order[same], order[same + step]
+            firsts.append(np.minimum(a, b))
+            seconds.append(np.maximum(a, b))
+    if not firsts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pairs = np.unique(np.stack([np.concatenate(firsts), np.concatenate(seconds)], axis=1), axis=0)
+    keep = np.zeros(len(pairs), dtype=bool)
+    for start in range(0, len(pairs), 2**20):  # compare the candidates, a million at a time
+        a, b = pairs[start : start + 2**20, 0], pairs[start : start + 2**20, 1]
+        keep[start : start + len(a)] = _POPCOUNT[codes[a] ^ codes[b]].sum(-1) <= max_distance
+    return pairs[keep, 0], pairs[keep, 1]
+
+
 def duplicate_groups(hashes: list[str], max_distance: int = 0) -> list[list[int]]:
     """Group indices of images whose difference hashes are within ``max_distance`` bits.
 
+    With a distance, images are linked when their hashes are that close (equal hashes
+    first folded into one), and the groups are the connected components of those links,
+    found by :func:`_near_pairs` without comparing every pair.
+
     Args:
-        hashes: Hex hashes of equal length, one per image.
+        hashes: Hex hashes of equal length, one per image, shape (n,).
         max_distance: Largest Hamming distance that still counts as a duplicate.
 
     Returns:
-        Groups (lists of indices) with more than one member.
+        Groups (lists of ascending indices) with more than one member, ordered by their
+        first index.
     """
     n = len(hashes)
     if n == 0:
@@ -254,44 +315,35 @@ def duplicate_groups(hashes: list[str], max_distance: int = 0) -> list[list[int]
         for i, h in enumerate(hashes):
             by_hash.setdefault(h, []).append(i)
         return [g for g in by_hash.values() if len(g) > 1]
-    as_bytes = np.array([np.frombuffer(bytes.fromhex(h), np.uint8) for h in hashes])
-    parent = np.arange(n)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    popcount = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
-    for start in range(0, n, 256):
-        block = as_bytes[start : start + 256]
-        dist = popcount[np.bitwise_xor(block[:, None, :], as_bytes[None, :, :])].sum(-1)
-        for a, b in zip(*np.nonzero(dist <= max_distance)):
-            a, b = int(a) + start, int(b)
-            if a < b:
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
-    return [g for g in groups.values() if len(g) > 1]
+    distinct, inverse = np.unique(_hash_bytes(hashes), axis=0, return_inverse=True)
+    a, b = _near_pairs(distinct, max_distance)
+    m = len(distinct)
+    links = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(m, m))
+    component = connected_components(links, directed=False)[1][inverse.ravel()]
+    order = np.lexsort((np.arange(n), component))  # by component, members ascending
+    starts = np.flatnonzero(np.r_[True, component[order][1:] != component[order][:-1]])
+    groups = [g.tolist() for g in np.split(order, starts[1:]) if len(g) > 1]
+    return sorted(groups, key=lambda g: g[0])
 
 
 def duplicate_keepers(
-    hashes: list[str], sizes: np.ndarray, pin_ids: list[str], max_distance: int = 0
+    hashes, sizes: np.ndarray, pin_ids, max_distance: int = 0
 ) -> np.ndarray:
     """For each image, the index of the copy of its duplicate group that is kept.
 
     Within a group of duplicates (:func:`duplicate_groups`), the copy in the category
     with the fewest pins is kept (thesis 3.2.2), ties broken by the smallest pin id.
-    Vectorized: one sort over all images, whatever the sizes of the groups.
+    Vectorized: the groups are integer codes of the hashes; only the images of groups with
+    more than one member are sorted (one sort, whatever the sizes of the groups), so a
+    million distinct images cost a few arrays of integers, not a table of them.
 
     Args:
-        hashes: Hex difference hashes, shape (n,).
+        hashes: Hex difference hashes, shape (n,) (a list or a text Series).
         sizes: Pins in each image's category, shape (n,).
-        pin_ids: Pin ids, shape (n,).
+        pin_ids: Pin ids, shape (n,) (a list or a text Series).
         max_distance: Largest Hamming distance that still counts as a duplicate.
 
     Returns:
@@ -299,14 +351,19 @@ def duplicate_keepers(
     """
     n = len(hashes)
     if max_distance <= 0:
-        group = pd.factorize(pd.Series(hashes, dtype=object))[0]
+        group = pd.factorize(hashes if isinstance(hashes, pd.Series) else pd.Series(hashes, dtype=object))[0]
     else:
         group = np.arange(n)
         for members in duplicate_groups(list(hashes), max_distance):
             group[members] = min(members)
-    order = pd.DataFrame(
-        {"group": group, "size": np.asarray(sizes), "pin_id": pd.Series(pin_ids, dtype=object), "i": np.arange(n)}
-    ).sort_values(["group", "size", "pin_id"], kind="stable")
-    keepers = np.empty(n, dtype=np.int64)
+    keepers = np.arange(n, dtype=np.int64)
+    shared = np.flatnonzero(np.bincount(group, minlength=n)[group] > 1) if n else group
+    if len(shared) == 0:
+        return keepers
+    ids = pin_ids if isinstance(pin_ids, pd.Series) else pd.Series(list(pin_ids), dtype=object)
+    order = pd.DataFrame({
+        "group": group[shared], "size": np.asarray(sizes)[shared],
+        "pin_id": pd.Series(ids.iloc[shared].tolist(), dtype=object), "i": shared,
+    }).sort_values(["group", "size", "pin_id"], kind="stable")
     keepers[order["i"].to_numpy()] = order.groupby("group", sort=False)["i"].transform("first").to_numpy()
     return keepers

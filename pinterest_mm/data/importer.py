@@ -7,22 +7,23 @@ progress bar (and the long per-pin ones count pins), so a large manifest is neve
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from ..config import ImportConfig
 from ..store import Store, validate_name
-from .clean import ImageCheck, clean_transformer_text, clean_words, duplicate_keepers, inspect_image
+from .clean import ImageCheck, duplicate_keepers, inspect_image
 from .manifest import Manifest, read_manifest
+from .pin_steps import CHUNK, clean_texts, dataset_fingerprint, release_memory, sort_order
 from .printable import quoted
 from .scripts import script_mix
 from .split import MIN_PINS_FOR_SPLIT, draw_per_class, stratified_split
@@ -67,24 +68,32 @@ class ImportResult:
 
 
 class _Tracker:
-    """Keeps the live pins and records, for each step, what it dropped per category."""
+    """Keeps the live pins and records, for each step, what it dropped per category.
+
+    Each pin's fate is kept by its row in the manifest's pin table: ``status`` has shape
+    (n,) ("kept" or why dropped; one shared object per reason, 8 bytes a pin), and the live
+    frame carries that row as ``pin_row``. Masks are positional over the live pins.
+    """
 
     def __init__(self, pins: pd.DataFrame) -> None:
+        pins["pin_row"] = np.arange(len(pins), dtype=np.int32)
         self.pins = pins
-        self.status = pd.Series("kept", index=pins["pin_id"].to_numpy())
+        self.status = np.full(len(pins), "kept", dtype=object)
         self.rows: list[dict] = []
-        self._record("manifest", pd.Series(False, index=pins.index), "pins read")
+        self._record("manifest", np.zeros(len(pins), dtype=bool), "pins read")
 
-    def drop(self, step: str, mask: pd.Series, reasons: pd.Series | str | None = None) -> None:
-        """Drop the live pins where ``mask`` is true, recording ``step``."""
-        mask = mask.reindex(self.pins.index, fill_value=False).astype(bool)
-        dropped = self.pins.loc[mask, "pin_id"].to_numpy()
-        if isinstance(reasons, pd.Series):
-            self.status.loc[dropped] = (step + ": " + reasons[mask].astype(str)).to_numpy()
+    def drop(self, step: str, mask, reasons: np.ndarray | None = None) -> None:
+        """Drop the live pins where ``mask`` (shape (n_live,)) is true, recording ``step``;
+        ``reasons`` (shape (n_live,), read where ``mask`` is true) says why, per pin."""
+        mask = np.asarray(mask, dtype=bool)
+        dropped = self.pins["pin_row"].to_numpy()[mask]
+        if reasons is None:
+            self.status[dropped] = step
         else:
-            self.status.loc[dropped] = step
+            self.status[dropped] = [f"{step}: {r}" for r in np.asarray(reasons, dtype=object)[mask]]
         self._record(step, mask, STEPS[step][0])
-        self.pins = self.pins.loc[~mask].reset_index(drop=True)
+        if mask.any():  # dropping nothing needs no copy of the frame
+            self.pins = self.pins.loc[~mask].reset_index(drop=True)
         if self.pins.empty:
             option = STEPS[step][1]
             hint = f" Change {option} to keep more." if option else ""
@@ -95,14 +104,14 @@ class _Tracker:
 
     def note(self, step: str, reason: str) -> None:
         """Record a step that drops nothing, with ``reason`` saying what it found."""
-        self._record(step, pd.Series(False, index=self.pins.index), reason)
+        self._record(step, np.zeros(len(self.pins), dtype=bool), reason)
 
-    def _record(self, step: str, mask: pd.Series, reason: str) -> None:
+    def _record(self, step: str, mask: np.ndarray, reason: str) -> None:
         cats = self.pins["category"]
         dropped = cats[mask].value_counts()
         remaining = cats[~mask].value_counts()
         step_idx = len({r["step"] for r in self.rows})
-        for cat in sorted(set(cats)):
+        for cat in sorted(cats.unique().tolist()):
             self.rows.append(
                 dict(
                     step_idx=step_idx,
@@ -145,39 +154,106 @@ def _phases(progress: bool) -> tqdm:
 
 
 def _announce(bar: tqdm, phase: str) -> None:
-    """Show ``phase`` (one of :data:`PHASES`) as the running step."""
+    """Show ``phase`` (one of :data:`PHASES`) as the running step; release freed memory."""
     bar.n = PHASES.index(phase) + 1
     bar.set_description(f"import: {phase}", refresh=True)
+    release_memory()  # what the last step freed goes back to the system before the next
 
 
 # (unique image paths, max_pixels, max_bytes, progress) -> one check per path, in order
 ImageChecker = Callable[[list[str], int, int, bool], list[ImageCheck]]
 
 
-def check_images_locally(unique: list[str], max_pixels: int, max_bytes: int, progress: bool) -> list[ImageCheck]:
-    """Inspect and hash each path in a pool of threads (decoding releases the GIL).
+def _inspect_in_threads(paths: Iterable[str], max_pixels: int, max_bytes: int) -> Iterator[ImageCheck]:
+    """Inspect and hash each path in a pool of threads, yielding the checks in order.
 
-    Ctrl-C cancels the images not started yet; none of the running ones can block
-    (:func:`~.clean.read_image_bytes` never waits on a pipe or device). The bar shows the
-    rate and the time left.
+    At most a few images per thread are in flight (never one future per image of a large
+    manifest). Closing the generator (Ctrl-C in the consumer) cancels the images not started
+    yet; none of the running ones can block (:func:`~.clean.read_image_bytes` never waits on
+    a pipe or device).
     """
-    pool = ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 1))
+    workers = max(4, os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending: deque = deque()
     try:
-        it = pool.map(lambda p: inspect_image(Path(p), max_pixels, max_bytes), unique)
-        return list(tqdm(it, total=len(unique), desc="checking images", unit="img", disable=not progress))
+        for path in paths:
+            pending.append(pool.submit(inspect_image, Path(path), max_pixels, max_bytes))
+            if len(pending) >= 8 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _check_images(paths: list[str], max_pixels: int, max_bytes: int, progress: bool,
-                  checker: ImageChecker | None = None) -> list[ImageCheck]:
-    """Inspect each distinct path once (pins often share an image file) with ``checker``
-    (default :func:`check_images_locally`; ``pinterest-mm import --engine ray`` passes
-    :func:`pinterest_mm.engines.ray_import.ray_image_checker`)."""
-    unique = list(dict.fromkeys(paths))
-    checks = (checker or check_images_locally)(unique, max_pixels, max_bytes, progress)
-    by_path = dict(zip(unique, checks))
-    return [by_path[p] for p in paths]
+def check_images_locally(unique: list[str], max_pixels: int, max_bytes: int, progress: bool) -> list[ImageCheck]:
+    """Inspect and hash each path in a pool of threads (decoding releases the GIL).
+
+    Ctrl-C cancels the images not started yet. The bar shows the rate and the time left.
+    """
+    it = _inspect_in_threads(unique, max_pixels, max_bytes)
+    return list(tqdm(it, total=len(unique), desc="checking images", unit="img", disable=not progress))
+
+
+@dataclass
+class _Checks:
+    """What the image checks found, per pin, shape (n,) each: ``ok`` (bool), ``dhash`` and
+    ``sha1`` (text columns), ``reason`` (object, set where not ok)."""
+
+    ok: np.ndarray
+    dhash: pd.Series
+    sha1: pd.Series
+    reason: np.ndarray
+
+
+def _check_images(paths: pd.Series, max_pixels: int, max_bytes: int, progress: bool,
+                  checker: ImageChecker | None = None) -> _Checks:
+    """Inspect each distinct path once (pins often share an image file).
+
+    Locally (``checker`` None) the checks stream through :func:`_inspect_in_threads` and are
+    packed into arrays :data:`CHUNK` images at a time: no Python object per image outlives
+    its chunk. Another ``checker`` (``pinterest-mm import --engine ray`` passes
+    :func:`pinterest_mm.engines.ray_import.ray_image_checker`) gets every distinct path in
+    one call. The result is the same either way.
+
+    Args:
+        paths: Resolved image paths, shape (n,).
+    """
+    codes, uniques = pd.factorize(paths)
+    if checker is not None:
+        stream: Iterable[ImageCheck] = checker(uniques.tolist(), max_pixels, max_bytes, progress)
+    else:
+        stream = tqdm(_inspect_in_threads((p for k in range(0, len(uniques), CHUNK)
+                                           for p in uniques[k : k + CHUNK].tolist()), max_pixels, max_bytes),
+                      total=len(uniques), desc="checking images", unit="img", disable=not progress)
+    ok = np.zeros(len(uniques), dtype=bool)
+    reasons: dict[int, str] = {}
+    dhash, sha1, batch = [], [], []
+
+    def pack() -> None:
+        start = sum(len(d) for d in dhash)
+        ok[start : start + len(batch)] = [c.ok for c in batch]
+        reasons.update((start + i, c.reason) for i, c in enumerate(batch) if not c.ok)
+        dhash.append(pa.array([c.dhash for c in batch], pa.large_string()))
+        sha1.append(pa.array([c.sha1 for c in batch], pa.large_string()))
+        batch.clear()
+
+    for check in stream:
+        batch.append(check)
+        if len(batch) == CHUNK:
+            pack()
+    if batch or not dhash:
+        pack()
+    take = pa.array(codes, pa.int64())
+    reason = np.empty(len(codes), dtype=object)
+    bad = np.flatnonzero(~ok[codes])
+    reason[bad] = [reasons[c] for c in codes[bad].tolist()]
+    return _Checks(ok[codes], _column(dhash, take, paths.index), _column(sha1, take, paths.index), reason)
+
+
+def _column(parts: list, take: pa.Array, index: pd.Index) -> pd.Series:
+    """The text column ``parts`` (Arrow arrays, concatenated) at rows ``take``, on ``index``."""
+    return pa.chunked_array(parts, pa.large_string()).take(take).to_pandas().set_axis(index)
 
 
 def _category_note(m: Manifest) -> str | None:
@@ -255,43 +331,44 @@ def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
     cc, sc = config.cleaning, config.split
     _announce(phases, "reading manifest")
     m = read_manifest(manifest, images_root, merge_case_variants=cc.merge_case_variants, progress=progress)
-    pins = m.pins.copy()
+    note, images_root, saves, pins = _category_note(m), m.images_root, m.saves, m.pins
+    del m  # the manifest's pin table lives on only as the tracker's live pins
+    categories = pins["category"]  # every pin's category, for the manifest rows
     track = _Tracker(pins)
-    if (note := _category_note(m)) is not None:
+    del pins
+    if note is not None:
         track.note("category names", note)
 
     excluded = {c.lower() for c in cc.drop_categories}
-    track.drop("excluded category", (pins["category"] == "") | pins["category"].str.lower().isin(excluded))
+    p = track.pins
+    track.drop("excluded category", (p["category"] == "") | p["category"].str.lower().isin(excluded))
 
     p = track.pins
     track.drop("invalid text", (p["description"].str.strip() == "") | ~p["utf8_ok"])
 
     _announce(phases, "cleaning text")
     p = track.pins
-    texts = tqdm(p["description"], desc="cleaning text", unit="pin", disable=not progress, leave=False)
-    words = [clean_words(d, cc.min_token_len, cc.max_token_len) for d in texts]
-    p["text_words"] = [" ".join(w) for w in words]
-    p["n_words"] = [len(w) for w in words]
-    p["text_transformer"] = [clean_transformer_text(d) for d in p["description"]]
+    p["text_words"], p["n_words"], p["text_transformer"] = clean_texts(p["description"], cc, progress)
     track.note("text scripts", script_mix(p["description"]))
     track.drop("too few words", p["n_words"] < cc.min_words)
 
     _announce(phases, "checking images")
     p = track.pins
-    checks = _check_images(p["path"].tolist(), cc.max_image_pixels, cc.max_image_bytes, progress, checker)
-    p["image_hash"] = [c.dhash for c in checks]
-    p["sha1"] = [c.sha1 for c in checks]
-    track.drop("bad image", pd.Series([not c.ok for c in checks]), pd.Series([c.reason for c in checks]))
+    checks = _check_images(p["path"], cc.max_image_pixels, cc.max_image_bytes, progress, checker)
+    p["image_hash"], p["sha1"] = checks.dhash, checks.sha1
+    track.drop("bad image", ~checks.ok, checks.reason)
+    del checks
 
     _announce(phases, "duplicate images")
     p = track.pins
     if cc.dedupe_images:
         sizes = p["category"].map(p["category"].value_counts()).to_numpy()
-        pin_ids = p["pin_id"].to_numpy(dtype=object)
-        keepers = duplicate_keepers(p["image_hash"].tolist(), sizes, pin_ids, cc.hash_distance)
-        drop = pd.Series(keepers != np.arange(len(p)), index=p.index)
-        reasons = pd.Series("duplicate of pin " + pd.Series(pin_ids[keepers], dtype=object), index=p.index)
+        keepers = duplicate_keepers(p["image_hash"], sizes, p["pin_id"], cc.hash_distance)
+        drop = keepers != np.arange(len(p))
+        reasons = np.empty(len(p), dtype=object)
+        reasons[drop] = ["duplicate of pin " + k for k in p["pin_id"].iloc[keepers[drop]].tolist()]
         track.drop("duplicate image", drop, reasons)
+        del keepers, drop, reasons
 
     _announce(phases, "classes and splits")
     p = track.pins
@@ -300,10 +377,14 @@ def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
     track.drop("small class", p["category"].isin(small))
 
     p = track.pins
-    keep = draw_per_class(p["category"].to_numpy(), cc.max_per_class, sc.seed)
-    track.drop("class draw", ~pd.Series(np.isin(np.arange(len(p)), keep)))
+    # class codes in sorted name order: the draw visits the classes as it does on the names
+    keep = draw_per_class(pd.factorize(p["category"], sort=True)[0], cc.max_per_class, sc.seed)
+    drawn_out = np.ones(len(p), dtype=bool)
+    drawn_out[keep] = False
+    track.drop("class draw", drawn_out)
 
-    p = track.pins.sort_values(["category", "pin_id"]).reset_index(drop=True)
+    p = track.pins.drop(columns=["image", "utf8_ok"]).rename(columns={"path": "image"})
+    p = p.take(sort_order(p, ["category", "pin_id"])).reset_index(drop=True)
     classes = sorted(p["category"].unique().tolist())
     p["label"] = p["category"].map({c: i for i, c in enumerate(classes)}).astype(int)
     counts = p["category"].value_counts()
@@ -317,34 +398,35 @@ def _import(store: Store, manifest: Path | str, name: str, config: ImportConfig,
     p["split"] = stratified_split(p["label"].to_numpy(), sc.test_size, sc.val_size, sc.seed)
     p["row"] = np.arange(len(p))
     p["split_row"] = p.groupby("split").cumcount()
-    p["image"] = p["path"]
 
-    saves = m.saves.merge(m.pins[["pin_id", "category"]], on="pin_id", how="left")
-    saves["status"] = saves["pin_id"].map(track.status).fillna("kept")
-    kept_users = saves.loc[(saves["status"] == "kept") & (saves["user_id"] != ""), "user_id"]
+    rows = saves["pin_row"].to_numpy()
+    manifest_rows = pd.DataFrame({
+        "pin_id": saves["pin_id"], "user_id": saves["user_id"], "board": saves["board"],
+        "category": categories.iloc[rows].set_axis(saves.index),
+        "status": pd.Series(track.status[rows], index=saves.index, dtype=str),
+    })
+    del saves, categories, rows
+    kept_users = manifest_rows.loc[(manifest_rows["status"] == "kept") & (manifest_rows["user_id"] != ""), "user_id"]
+    n_users = int(kept_users.nunique())
+    del kept_users
     split_counts = {s: int((p["split"] == s).sum()) for s in ("train", "val", "test")}
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            [config.to_dict(), p[["pin_id", "category", "description", "sha1", "split"]].values.tolist()],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:16]
+    fingerprint = dataset_fingerprint(config.to_dict(), p)
     report = track.report()
     _announce(phases, "writing the store")
     store.write_dataset(
         name,
         info=dict(
             manifest=str(Path(manifest).resolve()),
-            images_root=str(m.images_root),
+            images_root=str(images_root),
             config=config.to_dict(),
             fingerprint=fingerprint,
-            n_users=int(kept_users.nunique()),
+            n_users=n_users,
             split_counts=split_counts,
         ),
         classes=classes,
         pins=p,
-        manifest_rows=saves[["pin_id", "user_id", "board", "category", "status"]],
+        manifest_rows=manifest_rows,
         report=report,
         replace=replace,
     )
-    return ImportResult(name, len(p), classes, int(kept_users.nunique()), split_counts, report)
+    return ImportResult(name, len(p), classes, n_users, split_counts, report)

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from .printable import printable, quoted
@@ -66,7 +68,8 @@ class Manifest:
     """A validated manifest.
 
     Attributes:
-        saves: Every row (pin_id, user_id, board), duplicates of a (pin, user) removed.
+        saves: Every row (pin_id, user_id, board, pin_row), duplicates of a (pin, user)
+            removed; ``pin_row`` (int32) is the pin's row in ``pins``.
         pins: One row per pin: pin_id, image (as written), path (resolved absolute),
             description, category, board (first seen), utf8_ok.
         images_root: The resolved images root.
@@ -246,9 +249,11 @@ def _nfc(values: pd.Series) -> pd.Series:
     return values
 
 
-def _case_variants(df: pd.DataFrame) -> list[tuple[str, ...]]:
-    """Groups of category names equal but for case, the name with the most pins first."""
-    pins_per = df.groupby("category")["pin_id"].nunique()
+def _case_variants(df: pd.DataFrame, pin_codes: np.ndarray) -> list[tuple[str, ...]]:
+    """Groups of category names equal but for case, the name with the most pins first
+    (``pin_codes``: each row's pin as an integer, shape (rows,))."""
+    pairs = pd.DataFrame({"category": df["category"], "pin": pin_codes}).drop_duplicates()
+    pins_per = pairs["category"].value_counts().sort_index()
     pins_per = pins_per[pins_per.index != ""]
     by_fold: dict[str, list[str]] = {}
     for name in pins_per.index:
@@ -270,6 +275,39 @@ def resolve_image(root: Path, image: str) -> Path | None:
     except (OSError, RuntimeError):
         return None
     return resolved if resolved.is_relative_to(root) else None
+
+
+def _resolve_images(root: Path, images: pd.Series, rows: int = CHUNK_ROWS) -> tuple[pd.Series, list[str], int]:
+    """Resolve each distinct image path once with :func:`resolve_image`.
+
+    Works through the distinct paths ``rows`` at a time and keeps only the resolved text
+    (no ``Path`` objects, no dictionary over every path), so its memory does not grow with
+    the number of pins beyond the resulting column.
+
+    Args:
+        root: The resolved images root.
+        images: Image paths as written, shape (n,).
+
+    Returns:
+        (resolved absolute paths, "" where refused or empty, shape (n,); up to three paths
+        that resolve outside the root, in order of first appearance; how many distinct
+        paths do).
+    """
+    codes, uniques = pd.factorize(images)
+    parts, escaping, n_escaping = [], [], 0
+    for start in range(0, len(uniques), rows):
+        out = []
+        for image in uniques[start : start + rows].tolist():
+            resolved = resolve_image(root, image)
+            if resolved is None and image:
+                n_escaping += 1
+                if len(escaping) < 3:
+                    escaping.append(image)
+            out.append("" if resolved is None else str(resolved))
+        parts.append(pa.array(out, pa.large_string()))
+    table = pa.chunked_array(parts, pa.large_string())
+    resolved = table.take(pa.array(codes, pa.int64())).to_pandas() if len(codes) else pd.Series([], dtype=str)
+    return resolved.set_axis(images.index), escaping, n_escaping
 
 
 def _check_columns(path: Path, df: pd.DataFrame, utf8_ok: bool) -> None:
@@ -324,7 +362,7 @@ def read_manifest(
     parts, raw_names, utf8_ok, header = [], set(), True, True
     bar = tqdm(desc="reading manifest", unit="row", unit_scale=True, disable=not progress, leave=False)
     try:
-        for chunk, ok in _read_chunks(path, keep=REQUIRED + OPTIONAL):
+        for chunk, ok in _read_chunks(path, CHUNK_ROWS, keep=REQUIRED + OPTIONAL):
             utf8_ok &= ok
             if header:  # the first frame: the header, every column, no rows
                 _check_columns(path, chunk, utf8_ok)
@@ -345,7 +383,8 @@ def read_manifest(
         raise ManifestError(f"{printable(path.name)} has no rows.")
     names = pd.Series(sorted(raw_names), dtype=str)
     n_nfc = int((names != _nfc(names)).sum())
-    variants = _case_variants(df)
+    pin_codes = pd.factorize(df["pin_id"])[0]  # each row's pin, in order of first appearance
+    variants = _case_variants(df, pin_codes)
     if merge_case_variants and variants:
         df["category"] = df["category"].replace({v: group[0] for group in variants for v in group[1:]})
     if (df["pin_id"] == "").any():
@@ -353,7 +392,8 @@ def read_manifest(
         raise ManifestError(f"{printable(path.name)}: empty pin_id on line(s) {rows}.")
 
     content = ["image", "description", "category"]
-    conflicts = df.groupby("pin_id")[content].nunique(dropna=False).max(axis=1)
+    repeated = pd.Series(pin_codes).duplicated(keep=False).to_numpy()  # only these can conflict
+    conflicts = df.loc[repeated].groupby("pin_id")[content].nunique(dropna=False).max(axis=1)
     bad = conflicts[conflicts > 1].index.tolist()
     if bad:
         raise ManifestError(
@@ -369,21 +409,23 @@ def read_manifest(
     root = root.resolve()
 
     n_rows = len(df)
-    saves = df[["pin_id", "user_id", "board"]].drop_duplicates(["pin_id", "user_id"])
-    pins = df.drop_duplicates("pin_id")[["pin_id", "image", "description", "category", "board"]]
+    user_codes = pd.factorize(df["user_id"])[0]
+    first_save = ~pd.Series(pin_codes.astype(np.int64) * (int(user_codes.max()) + 1) + user_codes).duplicated()
+    saves = df.loc[first_save.to_numpy(), ["pin_id", "user_id", "board"]]
+    saves["pin_row"] = pin_codes[first_save.to_numpy()].astype(np.int32)
+    first_of_pin = np.unique(pin_codes, return_index=True)[1]  # pins in order of first appearance
+    pins = df.iloc[first_of_pin][["pin_id", "image", "description", "category", "board"]]
     pins = pins.reset_index(drop=True)
-    # many pins can share one image file: resolve each distinct path once
-    resolved_of = {img: resolve_image(root, img) for img in pins["image"].unique()}
-    resolved = [resolved_of[img] for img in pins["image"]]
-    escaping = [img for img, res in resolved_of.items() if res is None and img]
+    del df
+    paths, escaping, n_escaping = _resolve_images(root, pins["image"])
     if escaping:
         raise ManifestError(
-            f"{printable(path.name)}: {len(escaping)} image path(s) resolve outside the images root "
-            f"{printable(root, 200)} (e.g. {', '.join(quoted(e) for e in escaping[:3])}); they were "
+            f"{printable(path.name)}: {n_escaping} image path(s) resolve outside the images root "
+            f"{printable(root, 200)} (e.g. {', '.join(quoted(e) for e in escaping)}); they were "
             "refused. Paths must be relative to the images root and stay inside it (no '..', no "
             "links out)."
         )
-    pins["path"] = [str(r) if r is not None else "" for r in resolved]
+    pins["path"] = paths
     pins["utf8_ok"] = True
     if not utf8_ok:
         pins["utf8_ok"] = ~(
