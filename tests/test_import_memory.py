@@ -135,5 +135,6 @@ def test_memory_per_kept_pin_is_small(tmp_path):
     kb_per_pin = (grew[large] - grew[small]) * 1024 / (large - small)
     # measured: 1.6-1.9 KB per pin (the pin table, the saves, DuckDB's copy while it writes);
     # an importer holding a Python object per image check, a future per image, token lists
-    # and the fingerprint's whole JSON text (main before this work) took 4.8 KB
-    assert kb_per_pin < 3.0, (grew, kb_per_pin)
+    # and the fingerprint's whole JSON text (main before this work) took 4.2-4.8 KB; the
+    # bound sits between the two with room for a loaded machine's noise (a 2.5 KB bound failed once)
+    assert kb_per_pin < 3.5, (grew, kb_per_pin)
