@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CONFIG
+from shard_watch import shard_stamps, watch_resume
 from pinterest_mm.build import build
 from pinterest_mm.data.importer import import_manifest
 from pinterest_mm.store import Store
@@ -82,7 +83,6 @@ def test_decoding_tasks_and_backbone_actors_ran_on_both_nodes(pair, ray_cluster)
 
 def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster, tmp_path, tiny_manifest,
                                                                 monkeypatch):
-    from pinterest_mm.engines import ray_pipeline
     from pinterest_mm.engines.shards import shard_dir
 
     local, on_ray = pair[0], pair[1]
@@ -106,22 +106,10 @@ def test_killed_ray_build_resumes_with_the_missing_shards_only(pair, ray_cluster
     proc.kill()
     err = proc.communicate()[1].decode(errors="replace")
     assert not finished, f"the build ended before it could be killed: {err[-2000:]}"
-    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in shards()}
+    kept = shard_stamps(shards())
     assert 1 <= len(kept) < N_SHARDS, err[-2000:]
 
-    written, seen = [], {}
-    real_write, real_assemble = ray_pipeline.write_shard, ray_pipeline.assemble
-
-    def recording_write(path, *args, **kwargs):
-        written.append(Path(path).name)
-        return real_write(path, *args, **kwargs)
-
-    def checking_assemble(folder_, *args, **kwargs):  # the kept shards, just before assembly
-        seen.update({name: ((folder_ / name).stat().st_ino, (folder_ / name).stat().st_mtime_ns) for name in kept})
-        return real_assemble(folder_, *args, **kwargs)
-
-    monkeypatch.setattr(ray_pipeline, "write_shard", recording_write)
-    monkeypatch.setattr(ray_pipeline, "assemble", checking_assemble)
+    written, seen = watch_resume(monkeypatch, kept)
     results = build(store, "tiny", [MODEL], progress=False, options=OPTIONS, engine="ray")
     info = results[0]["engine"]
     assert (info["reused"], info["computed"]) == (len(kept), N_SHARDS - len(kept))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_CONFIG
+from shard_watch import shard_stamps, watch_resume
 from pinterest_mm.build import BuildFailed, build
 from pinterest_mm.data.importer import import_manifest
 from pinterest_mm.store import Store
@@ -88,7 +89,7 @@ def test_interrupted_e5_build_resumes_with_the_missing_shards_only(pair, ray_clu
     local = pair[0]
     store = _new_store(tmp_path / "store", tiny_manifest)
     folder = shard_dir(store.features_path("tiny", MODEL))
-    real_write, real_assemble = ray_pipeline.write_shard, ray_pipeline.assemble
+    real_write = ray_pipeline.write_shard
     written: list[str] = []
 
     def dying_write(path, *args, **kwargs):  # the driver stops after its third shard
@@ -100,23 +101,12 @@ def test_interrupted_e5_build_resumes_with_the_missing_shards_only(pair, ray_clu
     monkeypatch.setattr(ray_pipeline, "write_shard", dying_write)
     with pytest.raises(BuildFailed):
         build(store, "tiny", [MODEL], progress=False, options=OPTIONS, engine="ray")
-    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("rows_*.parquet")}
+    kept = shard_stamps(folder.glob("rows_*.parquet"))
     assert sorted(kept) == sorted(written) and len(kept) == 3
     assert not store.features_path("tiny", MODEL).exists()
 
-    written.clear()
-    seen = {}
-
-    def recording_write(path, *args, **kwargs):
-        written.append(Path(path).name)
-        return real_write(path, *args, **kwargs)
-
-    def checking_assemble(folder_, *args, **kwargs):  # the kept shards, just before assembly
-        seen.update({n: ((folder_ / n).stat().st_ino, (folder_ / n).stat().st_mtime_ns) for n in kept})
-        return real_assemble(folder_, *args, **kwargs)
-
-    monkeypatch.setattr(ray_pipeline, "write_shard", recording_write)
-    monkeypatch.setattr(ray_pipeline, "assemble", checking_assemble)
+    monkeypatch.setattr(ray_pipeline, "write_shard", real_write)  # the resumed build is not interrupted
+    written, seen = watch_resume(monkeypatch, kept)
     results = build(store, "tiny", [MODEL], progress=False, options=OPTIONS, engine="ray")
     info = results[0]["engine"]
     assert (info["reused"], info["computed"]) == (3, N_SHARDS - 3)
